@@ -1,0 +1,68 @@
+"""Enhance stage: one actor pool per enhancer; each actor enhances only the rows routed to it.
+
+The pools are chained one after another on the same stream. A row not routed to a pool
+passes through its actor untouched (a zero-copy slice of the Arrow batch), so no stage
+re-runs upstream work and the classifier runs once per image, whatever the number of
+routes. Conversions from and to the stored bit depth and alpha handling live here, so an
+enhancer stays a float-image function.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipeline.enhance.base import Enhancer
+from pipeline.enhance.classical import CLASSICAL
+from pipeline.enhance.rows import hints_of, map_rows, pixels_of, store_pixels
+from pipeline.imageops import from_float, split_alpha, to_float
+
+# Every enhancer a route may name. Learned models join this dict when they land.
+ENHANCERS: dict[str, type[Enhancer]] = {**CLASSICAL}
+PASSTHROUGH = "passthrough"
+
+
+def build_enhancer(name: str, params: dict) -> Enhancer:
+    if name not in ENHANCERS:
+        raise KeyError(f"unknown enhancer {name!r}; known: {sorted(ENHANCERS)}")
+    return ENHANCERS[name](**params)
+
+
+def _resize_alpha(alpha: np.ndarray, scale: int) -> np.ndarray:
+    if scale == 1:
+        return alpha
+    return cv2.resize(alpha, (alpha.shape[1] * scale, alpha.shape[0] * scale), interpolation=cv2.INTER_LINEAR)
+
+
+def enhance_image(enhancer: Enhancer, image: np.ndarray, hints: dict) -> np.ndarray:
+    """Stored pixels in, stored pixels out: same dtype and channel count, alpha carried over."""
+    colour, alpha = split_alpha(image)
+    out = from_float(enhancer(to_float(colour), hints), image.dtype, squeeze=colour.ndim == 2)
+    if alpha is None:
+        return out
+    out = out if out.ndim == 3 else out[:, :, None]
+    return np.concatenate([out, _resize_alpha(alpha, enhancer.scale)[:, :, None]], axis=2)
+
+
+class EnhanceActor:
+    """Holds one enhancer; Ray runs this class as an actor pool (the model stays loaded)."""
+
+    def __init__(self, name: str, params: dict, threads: int = 1):
+        cv2.setNumThreads(threads)
+        self.name = name
+        self.enhancer = build_enhancer(name, params)
+
+    def _one(self, row: dict) -> None:
+        out = enhance_image(self.enhancer, pixels_of(row), hints_of(row))
+        store_pixels(row, out, "out_pixels")
+        row["model"] = self.enhancer.model_ref
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        mine = pc.and_(pc.equal(table["enhancer"], self.name), pc.is_null(table["status"]))
+        mine = pc.fill_null(mine, False)
+        if not pc.any(mine).as_py():
+            return table
+        done = map_rows(table.filter(mine), self._one, f"enhance[{self.name}]", timing="t_enhance_ms")
+        return pa.concat_tables([table.filter(pc.invert(mine)), done])

@@ -1,0 +1,142 @@
+"""The enhance flow on Ray Data: read -> decode -> classify -> route -> enhance -> measure -> write.
+
+`build_dataset` composes the stages (each a module of this package) into one streaming
+dataset; `run` executes it, streams the result rows into `_results/` part files, shows
+progress and returns the run summary. Jobs call `run`; tests call both.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import ray
+from ray.data import ActorPoolStrategy, Dataset
+
+from pipeline.config import EnhanceConfig, RoutesConf
+from pipeline.enhance.classify import classify_batch
+from pipeline.enhance.decode import decode_batch
+from pipeline.enhance.enhance import PASSTHROUGH, EnhanceActor, build_enhancer
+from pipeline.enhance.measure import measure_batch
+from pipeline.enhance.route import enhancers_in, route_batch
+from pipeline.enhance.write import write_batch
+from pipeline.io import results, storage
+from pipeline.io.datasource import ArchiveDatasource
+from pipeline.io.readers import ReadLimits
+from pipeline.io.reference import ReferenceIndex
+from pipeline.io.sources import Source, expand_inputs
+
+log = logging.getLogger("imgenhance")
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    run_id: str
+    sources: list[Source]
+    output: str
+    reference: ReferenceIndex | None
+    done: dict
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+
+
+def plan(inputs: Sequence[str], output: str, config: EnhanceConfig, reference: str | None = None) -> RunPlan:
+    """Resolve inputs and earlier results on the driver; raises on unusable input/output."""
+    options = config.storage.options
+    output = storage.normalize_url(output)
+    sources = expand_inputs(inputs, options, config.read.files_per_task)
+    for src in sources:
+        if storage.is_within(output, src.url) and src.kind == "loose":
+            raise ValueError(f"the output {storage.redact(output)} lies inside the input {storage.redact(src.url)}")
+    ref = ReferenceIndex(reference, options) if reference else None
+    return RunPlan(new_run_id(), sources, output, ref, results.done_by_stem(output, options))
+
+
+def _enhance_stage(ds: Dataset, name: str, config: EnhanceConfig) -> Dataset:
+    conf = config.enhancer(name)
+    build_enhancer(name, conf.params)  # fail on the driver, not in a pool, for a bad name or param
+    return ds.map_batches(
+        EnhanceActor,
+        fn_constructor_kwargs={"name": name, "params": conf.params, "threads": max(1, round(conf.num_cpus))},
+        batch_format="pyarrow",
+        batch_size=conf.batch_size,
+        compute=ActorPoolStrategy(min_size=conf.min_actors, max_size=conf.max_actors),
+        num_cpus=conf.num_cpus,
+        num_gpus=conf.num_gpus or None,
+    )
+
+
+def build_dataset(run: RunPlan, config: EnhanceConfig, routes: RoutesConf) -> Dataset:
+    limits = ReadLimits(max_member_bytes=config.limits.max_member_bytes)
+    source = ArchiveDatasource(
+        run.sources, options=config.storage.options, limits=limits, done_by_stem=run.done,
+        run_id=run.run_id, rows_per_block=config.read.rows_per_block, bytes_per_block=config.read.bytes_per_block,
+    )
+    ds = ray.data.read_datasource(source, num_cpus=config.read.num_cpus)
+    task = {"batch_format": "pyarrow", "num_cpus": config.classify.num_cpus, "batch_size": config.classify.batch_size}
+    ds = ds.map_batches(decode_batch, fn_kwargs={"max_pixels": config.limits.max_pixels}, **task)
+    ds = ds.map_batches(classify_batch, fn_kwargs={"max_side": config.classify.max_side}, **task)
+    ds = ds.map_batches(route_batch, fn_kwargs={"routes": routes}, **task)
+    for name in enhancers_in(routes):
+        if name != PASSTHROUGH:
+            ds = _enhance_stage(ds, name, config)
+    ds = ds.map_batches(
+        measure_batch, fn_kwargs={"reference": run.reference, "max_pixels": config.limits.max_pixels}, **task
+    )
+    out = {"output": run.output, "options": config.storage.options, "jpeg_quality": config.output.jpeg_quality}
+    return ds.map_batches(write_batch, fn_kwargs=out, batch_format="pyarrow", num_cpus=config.output.num_cpus)
+
+
+class Progress:
+    """Counts rows by status and route; logs a line every `every` seconds."""
+
+    def __init__(self, every: float = 10.0):
+        self.started = self.last = time.monotonic()
+        self.every = every
+        self.status: collections.Counter = collections.Counter()
+        self.routes: collections.Counter = collections.Counter()
+        self.pixels = 0
+
+    def add(self, table) -> None:
+        rows = table.select(["status", "enhancer", "height", "width"]).to_pylist()
+        for row in rows:
+            self.status[row["status"]] += 1
+            self.routes[row["enhancer"] or "-"] += 1
+            self.pixels += (row["height"] or 0) * (row["width"] or 0)
+        if time.monotonic() - self.last >= self.every:
+            self.last = time.monotonic()
+            log.info("progress: %s rows (%s), %.1f images/s", sum(self.status.values()), dict(self.status), self.rate())
+
+    def rate(self) -> float:
+        return sum(self.status.values()) / max(time.monotonic() - self.started, 1e-9)
+
+    def summary(self, run: RunPlan) -> dict:
+        elapsed = time.monotonic() - self.started
+        return {
+            "run_id": run.run_id, "output": storage.redact(run.output), "sources": len(run.sources),
+            "rows": sum(self.status.values()), "by_status": dict(self.status), "by_route": dict(self.routes),
+            "seconds": round(elapsed, 2), "images_per_s": round(self.rate(), 3),
+            "megapixels_per_s": round(self.pixels / 1e6 / max(elapsed, 1e-9), 3),
+            "rows_of_earlier_runs": sum(len(v) for v in run.done.values()),
+        }
+
+
+def run(run_plan: RunPlan, config: EnhanceConfig, routes: RoutesConf, progress_every: float = 10.0) -> dict:
+    """Execute the flow; every finished row lands in a `_results/` part file. Returns the summary."""
+    writer = results.ResultWriter(
+        run_plan.output, run_plan.run_id, config.storage.options, config.output.rows_per_file, config.output.flush_seconds
+    )
+    progress = Progress(progress_every)
+    for batch in build_dataset(run_plan, config, routes).iter_batches(batch_format="pyarrow", batch_size=None):
+        writer.add(batch)
+        progress.add(batch)
+    writer.flush()
+    summary = progress.summary(run_plan)
+    summary["summary_uri"] = results.write_summary(run_plan.output, config.storage.options, summary)
+    return summary

@@ -1,0 +1,32 @@
+"""Joining or starting Ray the same way in every job and test."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import ray
+
+# Local runs: no token auth (Ray 2.60 turns it on by default) and no usage reporting.
+LOCAL_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+
+
+def init(address: str | None = None, *, quiet: bool = True) -> None:
+    """Join `address` (or RAY_ADDRESS) when given, else start a local Ray on this machine."""
+    if ray.is_initialized():
+        return
+    for key, value in LOCAL_ENV.items():
+        os.environ.setdefault(key, value)
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    ray.init(
+        address=address,
+        logging_level=logging.WARNING if quiet else logging.INFO,
+        log_to_driver=True,
+        include_dashboard=False if address is None else None,
+        configure_logging=True,
+    )
+    context = ray.data.DataContext.get_current()
+    # Progress bars on a terminal; a log line every few seconds otherwise (CI, schedulers).
+    context.enable_progress_bars = sys.stderr.isatty()
+    context.print_on_execution_start = False

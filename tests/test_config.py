@@ -1,0 +1,64 @@
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import CONF_DIR, ConfigError, load_enhance_config, validate, RoutesConf
+from pipeline.enhance.route import choose, enhancers_in
+
+
+def test_shipped_enhance_config_and_routes_load():
+    config, routes = load_enhance_config()
+    assert config.limits.max_pixels > 0 and routes.rules
+    from pipeline.enhance.enhance import ENHANCERS, PASSTHROUGH
+
+    for name in enhancers_in(routes):
+        assert name == PASSTHROUGH or name in ENHANCERS, name
+    for name in config.enhancers:
+        assert name in ENHANCERS, f"conf/enhance.yaml configures unknown enhancer {name}"
+
+
+def test_every_conf_yaml_parses():
+    import yaml
+
+    for path in CONF_DIR.rglob("*.yaml"):
+        assert yaml.safe_load(path.read_text()) is not None, path
+
+
+def test_unknown_key_is_rejected_with_valid_keys():
+    with pytest.raises(ConfigError) as err:
+        load_enhance_config(None, ["limits.max_pixelz=5"])
+    assert "max_pixels" in str(err.value) and "limits.max_pixelz" in str(err.value)
+
+
+def test_override_changes_value_and_bad_type_fails():
+    config, _ = load_enhance_config(None, ["limits.max_pixels=1000", "enhancers.nlmeans.max_actors=3"])
+    assert config.limits.max_pixels == 1000 and config.enhancer("nlmeans").max_actors == 3
+    with pytest.raises(ConfigError, match="max_pixels"):
+        load_enhance_config(None, ["limits.max_pixels=lots"])
+    with pytest.raises(ConfigError, match="key=value"):
+        load_enhance_config(None, ["limits"])
+
+
+def test_missing_config_file_is_clear(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_enhance_config(tmp_path / "nope.yaml")
+
+
+def test_routes_reject_unknown_labels():
+    with pytest.raises(ConfigError, match="unknown degradation"):
+        validate(RoutesConf, {"rules": [{"degradation": "fog", "enhancer": "dehaze"}]}, "test")
+
+
+def test_first_matching_rule_wins_and_threshold_applies():
+    routes = validate(
+        RoutesConf,
+        {"rules": [
+            {"degradation": "noise", "domain": "satellite", "enhancer": "bilateral"},
+            {"degradation": ["noise", "salt_pepper"], "min_score": 0.6, "enhancer": "nlmeans"},
+        ]},
+        "test",
+    )
+    assert choose(routes, "satellite", "noise", 0.1)[0] == "bilateral"
+    assert choose(routes, "unknown", "noise", 0.7)[0] == "nlmeans"
+    enhancer, reason = choose(routes, "unknown", "noise", 0.5)
+    assert enhancer == "passthrough" and "default" in reason

@@ -1,0 +1,117 @@
+"""End to end on a real local Ray: mixed archives in, images + Parquet out, nothing escapes."""
+
+import gzip
+import tarfile
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.config import load_enhance_config
+from pipeline.enhance import flow
+from pipeline.io import results
+from pipeline.io.codecs import decode
+from tests.conftest import add_tar_link, add_tar_member, jpeg_bytes, noisy, png_bytes, small, write_zip
+
+pytestmark = pytest.mark.integration
+
+
+def _inputs(root):
+    """A tar with hostile members, a zip, a tar.gz and a loose folder: 16 non-directory members."""
+    root.mkdir()
+    with tarfile.open(root / "mixed.tar", "w") as tar:
+        add_tar_member(tar, "noisy/cam.png", png_bytes(noisy(small("camera", 96))))
+        add_tar_member(tar, "../../escape.png", png_bytes(small()))
+        add_tar_member(tar, "/abs/root.png", png_bytes(small()))
+        add_tar_link(tar, "evil-link.png", "/etc/passwd")
+        add_tar_member(tar, "corrupt.jpg", jpeg_bytes(small())[:300])
+        add_tar_member(tar, "empty.png", b"")
+        add_tar_member(tar, "text.jpg", b"just some text")
+    write_zip(root / "pack.zip", {"a/coffee.png": png_bytes(small("coffee")), "../zipslip.png": png_bytes(small()),
+                                  "dark.jpg": jpeg_bytes((small("chelsea") * 0.1).astype(np.uint8))})
+    with tarfile.open(root / "shard.tar.gz", "w:gz") as tar:
+        add_tar_member(tar, "000001.png", png_bytes(small("astronaut")))
+        add_tar_member(tar, "000001.json", b'{"label": 1}')
+    (root / "loose").mkdir()
+    (root / "loose" / "moon.png").write_bytes(png_bytes(small("moon")))
+    (root / "loose" / "gray16.png").write_bytes(png_bytes((small("camera").astype(np.uint16) * 257)))
+    (root / "loose" / "random.bin").write_bytes(np.random.default_rng(0).bytes(500))
+    return [str(root / "mixed.tar"), str(root / "pack.zip"), str(root / "shard.tar.gz"), str(root / "loose")]
+
+
+EXPECTED_ROWS = 7 + 3 + 2 + 3
+
+
+def _run(inputs, output, overrides=(), reference=None):
+    config, routes = load_enhance_config(None, list(overrides))
+    return flow.run(flow.plan(inputs, str(output), config, reference), config, routes)
+
+
+def test_mixed_archives_give_one_row_per_member_and_nothing_escapes(ray_cluster, tmp_path):
+    inputs, out = _inputs(tmp_path / "in"), tmp_path / "out"
+    summary = _run(inputs, out)
+    table = results.read_results(str(out), None)
+    rows = table.to_pylist()
+    assert summary["rows"] == len(rows) == EXPECTED_ROWS
+    assert len({r["key"] for r in rows}) == len(rows)
+    for row in rows:
+        assert row["status"] in ("ok", "failed", "skipped")
+        if row["status"] != "ok":
+            assert row["error"], row
+        else:
+            with open(row["output_uri"], "rb") as f:
+                written = decode(f.read(), 10**9).pixels
+            assert written.dtype.name == row["dtype"] and written.shape[0] == row["out_height"]
+    by_key = {r["key"]: r for r in rows}
+    assert by_key["mixed/evil-link.png"]["status"] == "skipped"
+    assert by_key["mixed/corrupt.jpg"]["status"] == "failed" and "truncated" in by_key["mixed/corrupt.jpg"]["error"]
+    assert by_key["mixed/text.jpg"]["status"] == "failed" and "not an image" in by_key["mixed/text.jpg"]["error"]
+    assert by_key["loose/gray16.png"]["dtype"] == "uint16" and by_key["loose/gray16.png"]["status"] == "ok"
+    # Nothing outside the output prefix: every file under tmp_path is an input or under out/.
+    stray = [p for p in tmp_path.rglob("*") if p.is_file() and not (p.is_relative_to(tmp_path / "in") or p.is_relative_to(out))]
+    assert stray == []
+    assert (out / "mixed" / "escape.png").is_file() and (out / "pack" / "zipslip.png").is_file()
+    meta = pq.read_schema(results.part_files(str(out), None)[0]).metadata
+    assert meta[b"imgenhance.schema_version"] == b"1"
+
+
+def test_rerun_into_same_output_adds_no_rows(ray_cluster, tmp_path):
+    inputs, out = _inputs(tmp_path / "in"), tmp_path / "out"
+    first = _run(inputs, out)
+    second = _run(inputs, out)
+    keys = results.read_results(str(out), None, ["key"])["key"].to_pylist()
+    assert first["rows"] == EXPECTED_ROWS and second["rows"] == 0
+    assert len(keys) == len(set(keys)) == EXPECTED_ROWS
+
+
+def test_reference_fills_psnr_and_denoising_helps(ray_cluster, tmp_path):
+    clean = {f"img{i}.png": small(name, 96) for i, name in enumerate(["camera", "astronaut", "coffee"])}
+    (tmp_path / "ref").mkdir()
+    (tmp_path / "noisy").mkdir()
+    for name, image in clean.items():
+        (tmp_path / "ref" / name).write_bytes(png_bytes(image))
+        (tmp_path / "noisy" / name).write_bytes(png_bytes(noisy(image, 25, seed=3)))
+    _run([str(tmp_path / "noisy")], tmp_path / "out", reference=str(tmp_path / "ref"))
+    rows = results.read_results(str(tmp_path / "out"), None).to_pylist()
+    assert len(rows) == 3
+    for row in rows:
+        assert row["degradation"] == "noise" and row["enhancer"] == "nlmeans", row
+        assert row["psnr_after"] > row["psnr_before"] + 2, row
+        assert row["noise_after"] < row["noise_before"]
+
+
+def test_s3_to_s3_through_moto(ray_cluster, s3_bucket, tmp_path):
+    from tests.conftest import SECRET
+
+    fs, bucket = s3_bucket
+    inputs = _inputs(tmp_path / "in")
+    fs.put(inputs[0], f"{bucket}/in/mixed.tar")
+    fs.put(inputs[1], f"{bucket}/in/pack.zip")
+    summary = _run([f"s3://{bucket}/in/*"], f"s3://{bucket}/out")
+    table = results.read_results(f"s3://{bucket}/out", None)
+    assert summary["rows"] == table.num_rows == 10
+    ok = [r for r in table.to_pylist() if r["status"] == "ok"]
+    assert ok and all(fs.exists(r["output_uri"]) for r in ok)
+    assert not fs.exists(f"{bucket}/escape.png") and not fs.exists(f"{bucket}/zipslip.png")
+    everything = b"".join(fs.cat(p) for p in fs.find(f"{bucket}/out/_results"))
+    assert SECRET.encode() not in everything
