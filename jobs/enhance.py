@@ -54,6 +54,7 @@ def main(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
         config, routes = load_enhance_config(args.config, args.overrides)
+        flow.check(config, routes)
         _defaults(args)
         plan = flow.plan(args.input, args.output, config, args.reference)
     except (ConfigError, InputError, ValueError, OSError, KeyError) as exc:

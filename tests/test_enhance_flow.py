@@ -115,3 +115,21 @@ def test_s3_to_s3_through_moto(ray_cluster, s3_bucket, tmp_path):
     assert not fs.exists(f"{bucket}/escape.png") and not fs.exists(f"{bucket}/zipslip.png")
     everything = b"".join(fs.cat(p) for p in fs.find(f"{bucket}/out/_results"))
     assert SECRET.encode() not in everything
+
+
+def _operator_input_rows(stats: str, operator: str) -> int:
+    """'Total input num rows' of the first stats section whose header names `operator`."""
+    section = stats.split(operator, 1)[1]
+    line = next(l for l in section.splitlines() if "Total input num rows" in l)
+    return int(line.split(":")[1].split()[0])
+
+
+def test_classifier_runs_once_per_image_whatever_the_number_of_routes(ray_cluster, tmp_path):
+    """Eight enhancer pools are chained on one stream: no stage may recompute the detector."""
+    inputs, out = _inputs(tmp_path / "in"), tmp_path / "out"
+    config, routes = load_enhance_config()
+    plan = flow.plan(inputs, str(out), config)
+    ds = flow.build_dataset(plan, config, routes)
+    rows = sum(b.num_rows for b in ds.iter_batches(batch_format="pyarrow", batch_size=None))
+    assert rows == EXPECTED_ROWS
+    assert _operator_input_rows(ds.stats(), "MapBatches(classify_batch)") == EXPECTED_ROWS

@@ -20,7 +20,7 @@ from ray.data import ActorPoolStrategy, Dataset
 from pipeline.config import EnhanceConfig, RoutesConf
 from pipeline.enhance.classify import classify_batch
 from pipeline.enhance.decode import decode_batch
-from pipeline.enhance.enhance import PASSTHROUGH, EnhanceActor, build_enhancer
+from pipeline.enhance.enhance import ENHANCERS, PASSTHROUGH, EnhanceActor, build_enhancer
 from pipeline.enhance.measure import measure_batch
 from pipeline.enhance.route import enhancers_in, route_batch
 from pipeline.enhance.write import write_batch
@@ -58,9 +58,22 @@ def plan(inputs: Sequence[str], output: str, config: EnhanceConfig, reference: s
     return RunPlan(new_run_id(), sources, output, ref, results.done_by_stem(output, options))
 
 
+def check(config: EnhanceConfig, routes: RoutesConf) -> None:
+    """Fail on the driver, before Ray starts, for an unknown enhancer name or a bad param."""
+    for name in config.enhancers:
+        if name != PASSTHROUGH and name not in ENHANCERS:
+            raise ValueError(f"enhancers.{name} in the config: unknown enhancer; known: {sorted(ENHANCERS)}")
+    for name in enhancers_in(routes):
+        if name == PASSTHROUGH:
+            continue
+        try:
+            build_enhancer(name, config.enhancer(name).params)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"route to enhancer {name!r}: {exc}") from None
+
+
 def _enhance_stage(ds: Dataset, name: str, config: EnhanceConfig) -> Dataset:
     conf = config.enhancer(name)
-    build_enhancer(name, conf.params)  # fail on the driver, not in a pool, for a bad name or param
     return ds.map_batches(
         EnhanceActor,
         fn_constructor_kwargs={"name": name, "params": conf.params, "threads": max(1, round(conf.num_cpus))},

@@ -1,0 +1,40 @@
+import json
+
+import pytest
+
+from jobs import cli
+from pipeline.io import results
+
+
+def test_bad_config_key_exits_2_with_valid_keys(tmp_path, capsys):
+    code = cli.main(["run", "--input", str(tmp_path), "--output", str(tmp_path / "o"), "--set", "limits.nope=1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "max_pixels" in err and "limits.nope" in err
+
+
+def test_missing_input_exits_2(tmp_path, capsys):
+    code = cli.main(["run", "--input", str(tmp_path / "absent"), "--output", str(tmp_path / "o")])
+    assert code == 2 and "input not found" in capsys.readouterr().err
+
+
+def test_unknown_enhancer_in_routes_exits_2(tmp_path, capsys):
+    (tmp_path / "routes.yaml").write_text("rules:\n  - {degradation: noise, enhancer: magic}\n")
+    (tmp_path / "enhance.yaml").write_text("routes: routes.yaml\n")
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.png").write_bytes(b"x")
+    code = cli.main(["run", "--config", str(tmp_path / "enhance.yaml"), "--input", str(tmp_path / "in"), "--output", str(tmp_path / "o")])
+    assert code == 2 and "magic" in capsys.readouterr().err
+
+
+@pytest.mark.integration
+def test_run_without_arguments_enhances_the_sample(ray_cluster, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("IMGENHANCE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["run"]) == 0
+    summary = json.loads((tmp_path / "out" / "_results" / "summary.json").read_text())
+    routes = {r for r in summary["by_route"] if r not in ("-", "passthrough")}
+    assert len(routes) >= 3, summary
+    rows = results.read_results(str(tmp_path / "out"), None).to_pylist()
+    assert summary["rows"] == len(rows) == 12
+    assert any(r["psnr_after"] is not None and r["psnr_after"] > r["psnr_before"] for r in rows)
+    assert "by status" in capsys.readouterr().out
