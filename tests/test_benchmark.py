@@ -1,0 +1,32 @@
+import argparse
+
+import pyarrow.parquet as pq
+import yaml
+
+from jobs import benchmark
+from tests.conftest import png_bytes, small
+
+
+def test_classical_suite_writes_parquet_and_report(tmp_path, monkeypatch):
+    data = tmp_path / "data" / "Tiny"
+    data.mkdir(parents=True)
+    for name in ("camera", "moon"):
+        (data / f"{name}.png").write_bytes(png_bytes(small(name, 96)))
+    monkeypatch.setenv("IMGENHANCE_DATA", str(tmp_path / "data"))
+    conf = {"output": str(tmp_path / "bench"), "suites": {"classical": {
+        "dataset": "Tiny", "seed": 0,
+        "cases": [{"enhancer": "median", "degrade": "salt_pepper", "params": {"amount": 0.1}}]}}}
+    (tmp_path / "b.yaml").write_text(yaml.safe_dump(conf))
+    args = argparse.Namespace(suite=["classical"], config=str(tmp_path / "b.yaml"), report_only=False,
+                              report=str(tmp_path / "B.md"))
+    assert benchmark.main(args) == 0
+    table = pq.read_table(tmp_path / "bench" / "classical.parquet").to_pandas()
+    assert len(table) == 2 and (table.psnr_output > table.psnr_input + 10).all()
+    report = (tmp_path / "B.md").read_text()
+    assert "python -m jobs.benchmark --suite classical" in report and "| median | salt_pepper |" in report
+
+
+def test_unknown_suite_exits_2(tmp_path):
+    args = argparse.Namespace(suite=["nope"], config=benchmark.CONF_DIR / "benchmarks.yaml", report_only=False,
+                              report=str(tmp_path / "B.md"))
+    assert benchmark.main(args) == 2
