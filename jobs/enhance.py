@@ -58,14 +58,20 @@ def main(args: argparse.Namespace) -> int:
         _defaults(args)
         plan = flow.plan(args.input, args.output, config, args.reference)
     except (ConfigError, InputError, ValueError, OSError, KeyError) as exc:
-        print(f"error: {storage.redact(str(exc), storage.secret_values(config_options(args)))}", file=sys.stderr)
-        return 2
+        return _cannot_run(str(exc), args)
+    except Exception as exc:  # storage clients raise their own types (botocore, aiohttp)
+        return _cannot_run(f"storage unreachable or unusable: {type(exc).__name__}: {exc}", args)
     log.info("run %s: %d sources -> %s", plan.run_id, len(plan.sources), storage.redact(plan.output))
     raycluster.init(args.address or config.ray.address)
     summary = flow.run(plan, config, routes)
     _print_summary(summary)
     log.debug(json.dumps(summary))
     return 0
+
+
+def _cannot_run(message: str, args: argparse.Namespace) -> int:
+    print(f"error: {storage.redact(message, storage.secret_values(config_options(args)))}", file=sys.stderr)
+    return 2
 
 
 def config_options(args: argparse.Namespace) -> dict:

@@ -38,3 +38,14 @@ def test_run_without_arguments_enhances_the_sample(ray_cluster, tmp_path, monkey
     assert summary["rows"] == len(rows) == 12
     assert any(r["psnr_after"] is not None and r["psnr_after"] > r["psnr_before"] for r in rows)
     assert "by status" in capsys.readouterr().out
+
+
+def test_unreachable_storage_exits_2_quickly(tmp_path, capsys, monkeypatch):
+    port = __import__("tests.conftest", fromlist=["_free_port"])._free_port()  # nothing listens there
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "k")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "unreachable-secret")
+    code = cli.main(["run", "--input", "s3://nobucket/x.tar", "--output", str(tmp_path / "o"),
+                     "--set", "storage.options.config_kwargs={connect_timeout: 1, retries: {max_attempts: 1}}"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Could not connect" in err and "unreachable-secret" not in err

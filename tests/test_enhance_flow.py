@@ -133,3 +133,18 @@ def test_classifier_runs_once_per_image_whatever_the_number_of_routes(ray_cluste
     rows = sum(b.num_rows for b in ds.iter_batches(batch_format="pyarrow", batch_size=None))
     assert rows == EXPECTED_ROWS
     assert _operator_input_rows(ds.stats(), "MapBatches(classify_batch)") == EXPECTED_ROWS
+
+
+def test_secret_in_storage_options_never_leaks(ray_cluster, s3_bucket, tmp_path, capfd):
+    """Credentials given as config options stay out of rows, summary and console output."""
+    secret = "options-secret-0f9e8d7c"
+    fs, bucket = s3_bucket
+    inputs = _inputs(tmp_path / "in")
+    fs.put(inputs[0], f"{bucket}/in/mixed.tar")
+    overrides = ["storage.options.key=options-key-id", f"storage.options.secret={secret}"]
+    summary = _run([f"s3://{bucket}/in/mixed.tar"], f"s3://{bucket}/out", overrides)
+    assert summary["rows"] == 7
+    stored = b"".join(fs.cat(p) for p in fs.find(f"{bucket}/out/_results"))
+    captured = capfd.readouterr()
+    assert secret.encode() not in stored
+    assert secret not in captured.out + captured.err

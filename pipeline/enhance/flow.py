@@ -55,6 +55,7 @@ def plan(inputs: Sequence[str], output: str, config: EnhanceConfig, reference: s
         if storage.is_within(output, src.url) and src.kind == "loose":
             raise ValueError(f"the output {storage.redact(output)} lies inside the input {storage.redact(src.url)}")
     ref = ReferenceIndex(reference, options) if reference else None
+    results.check_writable(output, options)
     return RunPlan(new_run_id(), sources, output, ref, results.done_by_stem(output, options))
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow as pa
 
 from pipeline.io.schema import WORK_SCHEMA, to_table
+from pipeline.io.storage import redact
 
 
 def pending(row: dict) -> bool:
@@ -37,7 +38,8 @@ def store_pixels(row: dict, image: np.ndarray, column: str = "pixels") -> None:
 
 def fail(row: dict, stage: str, exc: BaseException) -> None:
     """Mark a row failed with a readable error and drop its payload."""
-    row.update(status="failed", error=f"{stage}: {type(exc).__name__}: {exc}", data=None, pixels=None, out_pixels=None)
+    error = redact(f"{stage}: {type(exc).__name__}: {exc}")
+    row.update(status="failed", error=error, data=None, pixels=None, out_pixels=None)
 
 
 def hints_of(row: dict) -> dict[str, float]:

@@ -55,6 +55,15 @@ class ResultWriter:
         self.sequence += 1
 
 
+def check_writable(output: str, options: Mapping[str, Any] | None) -> None:
+    """Write and remove a marker in `_results/`, so a bad output fails before any work."""
+    fs, path = storage.filesystem(results_url(output), options)
+    fs.makedirs(path, exist_ok=True)
+    marker = f"{path}/_write_check"
+    fs.pipe_file(marker, b"ok")
+    fs.rm(marker)
+
+
 def part_files(output: str, options: Mapping[str, Any] | None) -> list[str]:
     fs, path = storage.filesystem(results_url(output), options)
     if not fs.exists(path):

@@ -22,8 +22,8 @@ _SECRET_OPTION = re.compile(r"secret|token|password|key$", re.IGNORECASE)
 _URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-z0-9+.-]+://)[^/@\s]+@", re.IGNORECASE)
 
 
-class StorageError(RuntimeError):
-    """Storage that cannot be reached or a URL that cannot be used."""
+# Secret option values seen by this process (driver or worker): redacted wherever text leaves.
+_REGISTERED: set[str] = set()
 
 
 def normalize_url(url: str) -> str:
@@ -48,6 +48,7 @@ def storage_options(url: str, options: Mapping[str, Any] | None) -> dict[str, An
 
 def filesystem(url: str, options: Mapping[str, Any] | None = None) -> tuple[fsspec.AbstractFileSystem, str]:
     """(filesystem, path within it) for a URL; fsspec caches the filesystem instances."""
+    _REGISTERED.update(secret_values(options, include_env=False))
     return url_to_fs(url, **storage_options(url, options))
 
 
@@ -67,14 +68,17 @@ def is_within(url: str, prefix: str) -> bool:
     return url == prefix or url.startswith(prefix + "/")
 
 
-def secret_values(options: Mapping[str, Any] | None = None) -> list[str]:
-    """Every secret string that must never be printed: AWS variables and secret options."""
-    values = [os.environ[name] for name in _SECRET_ENV if os.environ.get(name)]
+def secret_values(options: Mapping[str, Any] | None = None, include_env: bool = True) -> list[str]:
+    """Every secret string that must never be printed: AWS variables, secret options and
+    the secret options this process has used."""
+    values = [os.environ[name] for name in _SECRET_ENV if include_env and os.environ.get(name)]
     for key, value in (options or {}).items():
         if isinstance(value, str) and _SECRET_OPTION.search(key):
             values.append(value)
         elif isinstance(value, Mapping):
-            values.extend(secret_values(value))
+            values.extend(secret_values(value, include_env=False))
+    if include_env:
+        values.extend(_REGISTERED)
     return [v for v in values if len(v) >= 4]
 
 
