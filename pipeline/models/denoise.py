@@ -1,0 +1,213 @@
+"""Learned denoisers: DnCNN, FFDNet (noise-level map, blind mode via `estimate_sigma`) and an
+NLRN-style non-local recurrent network.
+
+All take NCHW float images in [0, 1] and return the same shape. Noise levels are on the
+[0, 1] scale (sigma_255 / 255) everywhere in this module.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pipeline.models.layers import conv, crop_to, pad_to_multiple, shuffle, unshuffle
+
+# Median of |N(0, 1)|: turns a median absolute deviation into a standard deviation.
+_MAD_TO_SIGMA = 0.6745
+
+
+def _plain_body(in_features: int, out_features: int, features: int, depth: int,
+                batch_norm: bool) -> nn.Sequential:
+    """conv-ReLU, (depth - 2) x conv-[BN]-ReLU, conv: the DnCNN/FFDNet trunk."""
+    if depth < 2:
+        raise ValueError(f"depth must be >= 2, got {depth}")
+    layers: list[nn.Module] = [conv(in_features, features), nn.ReLU()]
+    for _ in range(depth - 2):
+        layers.append(conv(features, features, bias=not batch_norm))
+        if batch_norm:
+            layers.append(nn.BatchNorm2d(features))
+        layers.append(nn.ReLU())
+    layers.append(conv(features, out_features))
+    return nn.Sequential(*layers)
+
+
+@torch.no_grad()
+def estimate_sigma(x: torch.Tensor) -> torch.Tensor:
+    """Per-image noise sigma (N,) on the [0, 1] scale from the finest Haar diagonal band.
+
+    Donoho's wavelet MAD estimator: the HH band of white Gaussian noise keeps its sigma
+    (orthonormal Haar), while smooth image content mostly vanishes there, so
+    median(|HH|) / 0.6745 is a robust, cheap estimate. Not differentiable on purpose (it is
+    a control input, not something to learn through). Odd sizes drop the last row/column.
+    """
+    h, w = x.shape[-2:]
+    if h < 2 or w < 2:
+        raise ValueError(f"estimate_sigma: needs H, W >= 2, got {tuple(x.shape)}")
+    x = x[..., : h - h % 2, : w - w % 2]
+    hh = (x[..., 0::2, 0::2] - x[..., 0::2, 1::2] - x[..., 1::2, 0::2] + x[..., 1::2, 1::2]) / 2
+    return hh.abs().flatten(1).median(dim=1).values / _MAD_TO_SIGMA
+
+
+class DnCNN(nn.Module):
+    """DnCNN (Zhang et al. 2017): a plain conv stack that predicts the noise; returns x - noise."""
+
+    def __init__(self, channels: int = 1, features: int = 64, depth: int = 17,
+                 batch_norm: bool = True) -> None:
+        super().__init__()
+        self.body = _plain_body(channels, channels, features, depth, batch_norm)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x - self.body(x)
+
+
+class FFDNet(nn.Module):
+    """FFDNet (Zhang et al. 2018): pixel-unshuffle x2, concatenate a noise-level map, conv
+    trunk, pixel-shuffle back.
+
+    Working at half resolution makes it ~4x cheaper than DnCNN per layer, and the noise map
+    lets one model cover a range of sigmas (and trade detail for smoothing at inference).
+    With `residual` the trunk predicts the noise (converges faster in short CPU budgets);
+    without, it predicts the clean image as in the paper.
+    """
+
+    def __init__(self, channels: int = 1, features: int = 64, depth: int = 12,
+                 batch_norm: bool = True, residual: bool = True) -> None:
+        super().__init__()
+        self.channels = channels
+        self.residual = residual
+        # 4 sub-images per channel plus one noise map per channel, as in the paper.
+        self.body = _plain_body(5 * channels, 4 * channels, features, depth, batch_norm)
+
+    def _sigma_map(self, sigma: torch.Tensor | float, x: torch.Tensor) -> torch.Tensor:
+        """Sigma as given ((), (N,), (N,1,1,1) or (N,C,1,1)) -> (N, C, 1, 1)."""
+        s = torch.as_tensor(sigma, dtype=x.dtype, device=x.device)
+        n = x.shape[0]
+        if s.ndim == 0:
+            s = s.expand(n)
+        if s.ndim == 1:
+            s = s.view(-1, 1, 1, 1)
+        if s.ndim != 4 or s.shape[0] != n or s.shape[2:] != (1, 1) or s.shape[1] not in (1, self.channels):
+            raise ValueError(f"FFDNet: sigma shape {tuple(s.shape)} does not fit input {tuple(x.shape)}")
+        return s.expand(n, self.channels, 1, 1)
+
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor | float | None = None) -> torch.Tensor:
+        """Denoise `x`; `sigma` on the [0, 1] scale, estimated per image when None."""
+        if sigma is None:
+            sigma = estimate_sigma(x)
+        sub, size = unshuffle(x, 2)
+        noise_map = self._sigma_map(sigma, x).expand(-1, -1, sub.shape[2], sub.shape[3])
+        out = shuffle(self.body(torch.cat([sub, noise_map], dim=1)), size, 2)
+        return x - out if self.residual else out
+
+
+def _to_windows(x: torch.Tensor, side: int) -> torch.Tensor:
+    """(N, C, H, W) with H, W multiples of `side` -> (N * windows, C, side, side)."""
+    n, c, h, w = x.shape
+    x = x.view(n, c, h // side, side, w // side, side).permute(0, 2, 4, 1, 3, 5)
+    return x.reshape(-1, c, side, side)
+
+
+def _from_windows(x: torch.Tensor, n: int, h: int, w: int) -> torch.Tensor:
+    """Inverse of `_to_windows`."""
+    c, side = x.shape[1], x.shape[2]
+    x = x.view(n, h // side, w // side, c, side, side).permute(0, 3, 1, 4, 2, 5)
+    return x.reshape(n, c, h, w)
+
+
+def _tokens(x: torch.Tensor) -> torch.Tensor:
+    """(N, d, H, W) -> contiguous (N, 1, H*W, d): SDPA silently falls back to its slow,
+    O(L^2)-memory math kernel on strided (transposed) inputs."""
+    return x.flatten(2).transpose(1, 2).unsqueeze(1).contiguous()
+
+
+class NonLocalBlock(nn.Module):
+    """Embedded-Gaussian non-local block (Wang et al. 2018): z = x + W(softmax(theta^T phi) g).
+
+    Attention over all H*W positions costs (H*W)^2 memory and time, so inputs larger than
+    `max_positions` (64x64 by default) or any input when `window` is set attend within
+    non-overlapping windows (as NLRN does with its neighbourhoods). `key_stride` > 1
+    max-pools phi and g (Wang et al.'s subsampling trick) for a further 1/stride^2 saving.
+    W starts at zero so the block starts as the identity.
+    """
+
+    def __init__(self, features: int, inter_features: int | None = None, window: int | None = None,
+                 key_stride: int = 1, max_positions: int = 4096) -> None:
+        super().__init__()
+        inter = inter_features or max(features // 2, 1)
+        self.theta = nn.Conv2d(features, inter, 1)
+        self.phi = nn.Conv2d(features, inter, 1)
+        self.g = nn.Conv2d(features, inter, 1)
+        self.out = nn.Conv2d(inter, features, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+        self.inter = inter
+        self.window = window
+        self.key_stride = key_stride
+        self.max_positions = max_positions
+
+    def _window_for(self, h: int, w: int) -> int | None:
+        if self.window is not None:
+            return self.window
+        return None if h * w <= self.max_positions else math.isqrt(self.max_positions)
+
+    def _keys(self, proj: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+        y = proj(x)
+        if self.key_stride > 1:
+            y = F.max_pool2d(y, self.key_stride, ceil_mode=True)
+        return _tokens(y)
+
+    def _attend(self, x: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = x.shape
+        q = _tokens(self.theta(x))
+        # SDPA's fused CPU kernel is ~10x faster and O(L) in memory; its 1/sqrt(d) scale is
+        # absorbed by theta.
+        y = F.scaled_dot_product_attention(q, self._keys(self.phi, x), self._keys(self.g, x))
+        return self.out(y.squeeze(1).transpose(1, 2).reshape(n, self.inter, h, w))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = x.shape
+        side = self._window_for(h, w)
+        if side is None:
+            return x + self._attend(x)
+        padded, size = pad_to_multiple(x, side)
+        ph, pw = padded.shape[-2:]
+        y = _from_windows(self._attend(_to_windows(padded, side)), n, ph, pw)
+        return x + crop_to(y, size)
+
+    def attention_macs(self, h: int, w: int) -> int:
+        """Multiply-adds of the two attention matmuls for one HxW image (for cost reports:
+        conv/linear hooks do not see them)."""
+        side = self._window_for(h, w)
+        windows = 1 if side is None else math.ceil(h / side) * math.ceil(w / side)
+        wh, ww = (h, w) if side is None else (side, side)
+        keys = math.ceil(wh / self.key_stride) * math.ceil(ww / self.key_stride)
+        return 2 * windows * wh * ww * keys * self.inter
+
+
+class NLRN(nn.Module):
+    """NLRN-style non-local recurrent network (Liu et al. 2018), simplified.
+
+    A recurrent state s_t = f(s_{t-1}) + s_0 is unrolled `steps` times with one shared
+    f = non-local block -> conv-ReLU-conv, so depth grows without parameters. Predicts the
+    noise and returns x - noise. (The paper's correlation propagation between steps is
+    left out to keep the block a plain, windowable attention.)
+    """
+
+    def __init__(self, channels: int = 1, features: int = 64, steps: int = 6,
+                 window: int | None = None, max_positions: int = 4096) -> None:
+        super().__init__()
+        self.steps = steps
+        self.head = conv(channels, features)
+        self.non_local = NonLocalBlock(features, window=window, max_positions=max_positions)
+        self.step = nn.Sequential(conv(features, features), nn.ReLU(), conv(features, features))
+        self.tail = nn.Sequential(nn.ReLU(), conv(features, channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s0 = self.head(x)
+        s = s0
+        for _ in range(self.steps):
+            s = self.step(self.non_local(F.relu(s))) + s0
+        return x - self.tail(s)

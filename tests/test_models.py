@@ -1,0 +1,252 @@
+"""The model zoo: every MODELS entry builds small and keeps its shape contract on tiny (and odd)
+inputs; model-specific behaviour (FFDNet's noise map, windowed attention, inpainting keeps
+known pixels, curves stay in range, classifier heads); weight files round-trip and refuse
+arbitrary pickles; gradients flow; cost counters agree with hand counts.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+
+import pytest
+import torch
+
+from pipeline.labels import DEGRADATIONS, DOMAINS
+from pipeline.models import MODELS, ModelSpec, build, count_parameters, example_inputs
+from pipeline.models.cost import macs_per_pixel, ms_per_megapixel
+from pipeline.models.denoise import FFDNet, NonLocalBlock, estimate_sigma
+from pipeline.models.layers import gaussian_blur
+from pipeline.models.weights import load_weights, read_meta, save_weights
+
+# Small settings per entry: a new MODELS entry without one fails `test_small_settings_cover_zoo`.
+SMALL: dict[str, dict] = {
+    "dncnn": dict(features=8, depth=4),
+    "ffdnet": dict(features=8, depth=4),
+    "ffdnet_color": dict(features=8, depth=4),
+    "nlrn": dict(features=8, steps=2),
+    "dense_ae": dict(hidden=(32, 8)),
+    "conv_ae": dict(features=8),
+    "srresnet": dict(features=8, blocks=2),
+    "srgan_d": dict(features=4),
+    "attentive_gan": dict(features=8, ae_features=8, steps=2, blocks=1),
+    "attentive_d": dict(features=4),
+    "lowlight_cnn": dict(features=8, depth=4, iterations=2),
+    "mirnet_lite": dict(features=8, blocks=1),
+    "inpaint": dict(features=8),
+    "resnet_multitask": dict(width=8),
+    "resnet_single": dict(width=8),
+}
+# Input size per entry: odd sizes wherever the model pads internally.
+SIZES = {"dense_ae": (28, 28), "srgan_d": (32, 32), "resnet_multitask": (32, 32),
+         "resnet_single": (32, 32), "srresnet": (17, 19)}
+ODD = (33, 35)
+
+torch.set_num_threads(1)
+
+
+def _small(name: str) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return build(name, **SMALL[name]).eval()
+
+
+def _run(name: str, height: int, width: int) -> tuple[tuple[torch.Tensor, ...], object]:
+    inputs = example_inputs(name, 1, height, width)
+    with torch.no_grad():
+        return inputs, _small(name)(*inputs)
+
+
+def test_small_settings_cover_zoo():
+    assert set(SMALL) == set(MODELS)
+    assert all(spec.name == key for key, spec in MODELS.items())
+
+
+@pytest.mark.parametrize("name", [n for n, s in MODELS.items() if s.kind not in ("gan", "classifier")])
+def test_enhancers_keep_shape(name):
+    spec = MODELS[name]
+    h, w = SIZES.get(name, ODD)
+    inputs, out = _run(name, h, w)
+    if isinstance(out, tuple):  # attentive_gan: (output, attention maps)
+        out, maps = out
+        assert all(m.shape == (1, 1, h, w) and 0 <= m.min() and m.max() <= 1 for m in maps)
+    assert out.shape == (1, spec.channels, h * spec.scale, w * spec.scale)
+    assert torch.isfinite(out).all()
+
+
+def test_discriminators_return_logits_and_map():
+    _, logit = _run("srgan_d", 32, 32)
+    assert logit.shape == (1, 1) and torch.isfinite(logit).all()
+    _, (logit, attention) = _run("attentive_d", *ODD)
+    assert logit.shape == (1, 1) and attention.shape == (1, 1, 9, 9)
+    assert 0 <= attention.min() and attention.max() <= 1
+
+
+@pytest.mark.parametrize("depth", [18, 50])
+def test_multitask_classifier_heads(depth):
+    torch.manual_seed(0)
+    model = build("resnet_multitask", depth=depth, width=8).eval()
+    with torch.no_grad():
+        out = model(torch.rand(2, 3, 32, 32))
+    assert out["domain"].shape == (2, len(DOMAINS))
+    assert out["degradation"].shape == (2, len(DEGRADATIONS))
+    single = build("resnet_single", depth=depth, width=8, classes=5).eval()
+    assert single(torch.rand(1, 3, 32, 32)).shape == (1, 5)
+
+
+def test_bad_names_and_settings_fail_loudly():
+    with pytest.raises(KeyError, match="known: .*dncnn"):
+        build("no_such_model")
+    with pytest.raises(ValueError, match="depth"):
+        build("resnet_single", depth=20)
+    with pytest.raises(ValueError, match="scale"):
+        build("srresnet", scale=3)
+    with pytest.raises(ValueError, match="kind"):
+        ModelSpec("x", build, (), 1, "magic")
+
+
+def test_estimate_sigma_on_flat_noise():
+    gen = torch.Generator().manual_seed(0)
+    x = 0.5 + torch.randn(2, 1, 64, 65, generator=gen) * torch.tensor([0.02, 0.1]).view(2, 1, 1, 1)
+    assert torch.allclose(estimate_sigma(x), torch.tensor([0.02, 0.1]), rtol=0.1)
+
+
+def test_ffdnet_noise_map_matters():
+    model = _small("ffdnet")
+    x = example_inputs("ffdnet", 2, *ODD)[0]
+    with torch.no_grad():
+        low, high = model(x, torch.full((2,), 5 / 255)), model(x, torch.full((2,), 50 / 255))
+        as_map = model(x, torch.full((2, 1, 1, 1), 5 / 255))
+        blind = model(x)
+    assert not torch.allclose(low, high)
+    assert torch.equal(low, as_map)
+    assert blind.shape == x.shape
+    with pytest.raises(ValueError, match="sigma"):
+        model(x, torch.zeros(3))
+
+
+def test_ffdnet_bf16_channels_last():
+    """The training speed-ups from STACK-NOTES (bf16 autocast, channels_last) run through."""
+    model = FFDNet(channels=3, features=8, depth=3).to(memory_format=torch.channels_last)
+    x = torch.rand(2, 3, 16, 16).to(memory_format=torch.channels_last)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(x, torch.full((2,), 0.1))
+    assert out.shape == x.shape and torch.isfinite(out.float()).all()
+
+
+def test_non_local_windows_match_global_attention_per_window():
+    torch.manual_seed(0)
+    block = NonLocalBlock(4, window=8)
+    torch.nn.init.normal_(block.out.weight)  # the zero init would make every output equal x
+    x = torch.rand(1, 4, 16, 16)
+    with torch.no_grad():
+        windowed = block(x)
+        block.window = None
+        per_window = block(x[..., 8:, :8])
+    assert torch.allclose(windowed[..., 8:, :8], per_window, atol=1e-5)
+    small = NonLocalBlock(4, max_positions=64)  # 9x11 > 64 positions: windows of 8, padded
+    assert small(torch.rand(1, 4, 9, 11)).shape == (1, 4, 9, 11)
+
+
+def test_inpaint_keeps_known_pixels():
+    (image, mask), out = _run("inpaint", *ODD)
+    keep = mask.expand_as(image) == 0
+    assert torch.equal(out[keep], image[keep])
+    assert not torch.equal(out, image)
+
+
+def test_lowlight_curves_stay_in_range():
+    (x,), out = _run("lowlight_cnn", *ODD)
+    assert 0 <= out.min() and out.max() <= 1
+
+
+def test_attentive_gan_post_blur_smooths():
+    model = _small("attentive_gan")
+    x = example_inputs("attentive_gan", 1, 32, 32)[0]
+    with torch.no_grad():
+        sharp, _ = model(x)
+        model.post_blur_sigma = 1.5
+        blurred, _ = model(x)
+    def tv(t: torch.Tensor) -> float:
+        return float((t[..., 1:, :] - t[..., :-1, :]).abs().mean())
+    assert tv(blurred) < tv(sharp)
+    assert torch.equal(gaussian_blur(x, 0.0), x)
+
+
+def test_weights_round_trip(tmp_path):
+    model = _small("ffdnet_color")
+    model.train()
+    model(*example_inputs("ffdnet_color", 2, 16, 16))  # move the BN running stats off their init
+    model.eval()
+    path = tmp_path / "w" / "ffdnet_color.pt"
+    meta = save_weights(model, path, name="ffdnet_color", config=SMALL["ffdnet_color"], extra={"psnr": 30.1})
+    assert read_meta(path) == meta and meta["parameters"] == count_parameters(model)
+    inputs = example_inputs("ffdnet_color", 1, *ODD)
+    expected = model(*inputs)
+    for source, given in ((path, None), (path.read_bytes(), meta), (io.BytesIO(path.read_bytes()), meta)):
+        loaded = load_weights(source, given)
+        assert not loaded.training and torch.equal(loaded(*inputs), expected)
+    with pytest.raises(ValueError, match="meta"):
+        load_weights(path.read_bytes())
+
+
+def test_save_refuses_config_that_does_not_rebuild(tmp_path):
+    with pytest.raises(ValueError, match="does not match"):
+        save_weights(_small("dncnn"), tmp_path / "w.pt", name="dncnn", config={"features": 16, "depth": 4},
+                     extra={})
+
+
+TRIPPED: list[str] = []
+
+
+def _trip() -> str:
+    TRIPPED.append("code ran")
+    return "pwned"
+
+
+class _Payload:
+    """Unpickling this calls `_trip`: stands for any code hidden in a weights file."""
+
+    def __reduce__(self):
+        return (_trip, ())
+
+
+def test_load_refuses_arbitrary_pickles(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"body.0.weight": torch.zeros(1), "payload": _Payload()}, path)
+    meta = {"name": "dncnn", "config": SMALL["dncnn"]}
+    with pytest.raises(pickle.UnpicklingError, match="weights_only"):
+        load_weights(path, meta)
+    assert TRIPPED == []
+
+
+def test_dncnn_one_step_reduces_loss():
+    torch.manual_seed(0)
+    model = build("dncnn", features=8, depth=4)
+    clean = torch.rand(4, 1, 16, 16)
+    noisy = clean + 0.1 * torch.randn_like(clean)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss = torch.nn.functional.mse_loss(model(noisy), clean)
+    loss.backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+    opt.step()
+    with torch.no_grad():
+        after = torch.nn.functional.mse_loss(model(noisy), clean).item()
+    assert after < loss.item()
+
+
+def test_macs_match_hand_count():
+    c, f, d = 1, 8, 4
+    dncnn = build("dncnn", features=f, depth=d)
+    assert macs_per_pixel(dncnn, c, side=16) == 9 * (c * f + (d - 2) * f * f + f * c)
+    ffdnet = build("ffdnet", features=f, depth=d)
+    per_pixel = 9 * (5 * c * f + (d - 2) * f * f + f * 4 * c) / 4
+    assert macs_per_pixel(ffdnet, c, side=16, needs_sigma=True) == per_pixel
+    nlrn = build("nlrn", features=f, steps=1)
+    convs = 9 * (c * f + 2 * f * f + f * c) + 4 * f * (f // 2)  # 3 + 1 1x1 convs in the block
+    attention = 2 * (16 * 16) * (f // 2)  # two matmuls over 256 keys, per pixel
+    assert macs_per_pixel(nlrn, c, side=16) == convs + attention
+
+
+def test_ms_per_megapixel_runs():
+    ms = ms_per_megapixel(_small("inpaint"), 3, side=32, repeats=1, threads=1, needs_mask=True)
+    assert ms > 0
