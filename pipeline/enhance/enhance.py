@@ -16,18 +16,27 @@ import pyarrow.compute as pc
 
 from pipeline.enhance.base import Enhancer
 from pipeline.enhance.classical import CLASSICAL
+from pipeline.enhance.learned import LearnedEnhancer, pin_reference
 from pipeline.enhance.rows import hints_of, map_rows, pixels_of, store_pixels
 from pipeline.imageops import from_float, split_alpha, to_float
 
-# Every enhancer a route may name. Learned models join this dict when they land.
-ENHANCERS: dict[str, type[Enhancer]] = {**CLASSICAL}
+# Every class a route's enhancer may be built from (config `kind`, default the route name).
+ENHANCERS: dict[str, type[Enhancer]] = {**CLASSICAL, "learned": LearnedEnhancer}
 PASSTHROUGH = "passthrough"
 
 
-def build_enhancer(name: str, params: dict) -> Enhancer:
-    if name not in ENHANCERS:
-        raise KeyError(f"unknown enhancer {name!r}; known: {sorted(ENHANCERS)}")
-    return ENHANCERS[name](**params)
+def build_enhancer(kind: str, params: dict) -> Enhancer:
+    if kind not in ENHANCERS:
+        raise KeyError(f"unknown enhancer {kind!r}; known: {sorted(ENHANCERS)}")
+    return ENHANCERS[kind](**params)
+
+
+def resolved_params(kind: str, params: dict, threads: int) -> dict:
+    """Constructor params as the actors get them: a learned model's alias pinned to a version
+    on the driver (all actors load the same one) and its threads set from its CPUs."""
+    if kind != "learned":
+        return dict(params)
+    return {**params, "model": pin_reference(params["model"], params.get("tracking_uri")), "threads": threads}
 
 
 def _resize_alpha(alpha: np.ndarray, scale: int) -> np.ndarray:
@@ -49,10 +58,10 @@ def enhance_image(enhancer: Enhancer, image: np.ndarray, hints: dict) -> np.ndar
 class EnhanceActor:
     """Holds one enhancer; Ray runs this class as an actor pool (the model stays loaded)."""
 
-    def __init__(self, name: str, params: dict, threads: int = 1):
+    def __init__(self, name: str, kind: str, params: dict, threads: int = 1):
         cv2.setNumThreads(threads)
         self.name = name
-        self.enhancer = build_enhancer(name, params)
+        self.enhancer = build_enhancer(kind, params)
 
     def _one(self, row: dict) -> None:
         out = enhance_image(self.enhancer, pixels_of(row), hints_of(row))

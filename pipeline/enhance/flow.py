@@ -20,7 +20,7 @@ from ray.data import ActorPoolStrategy, Dataset
 from pipeline.config import EnhanceConfig, RoutesConf
 from pipeline.enhance.classify import classify_batch
 from pipeline.enhance.decode import decode_batch
-from pipeline.enhance.enhance import ENHANCERS, PASSTHROUGH, EnhanceActor, build_enhancer
+from pipeline.enhance.enhance import ENHANCERS, PASSTHROUGH, EnhanceActor, build_enhancer, resolved_params
 from pipeline.enhance.measure import measure_batch
 from pipeline.enhance.route import enhancers_in, route_batch
 from pipeline.enhance.write import write_batch
@@ -61,23 +61,26 @@ def plan(inputs: Sequence[str], output: str, config: EnhanceConfig, reference: s
 
 def check(config: EnhanceConfig, routes: RoutesConf) -> None:
     """Fail on the driver, before Ray starts, for an unknown enhancer name or a bad param."""
-    for name in config.enhancers:
-        if name != PASSTHROUGH and name not in ENHANCERS:
+    for name, conf in config.enhancers.items():
+        if (conf.kind or name) not in ENHANCERS:
             raise ValueError(f"enhancers.{name} in the config: unknown enhancer; known: {sorted(ENHANCERS)}")
     for name in enhancers_in(routes):
         if name == PASSTHROUGH:
             continue
+        conf = config.enhancer(name)
         try:
-            build_enhancer(name, config.enhancer(name).params)
-        except (KeyError, TypeError, ValueError) as exc:
+            build_enhancer(conf.kind or name, resolved_params(conf.kind or name, conf.params, 1))
+        except (KeyError, TypeError, ValueError, FileNotFoundError) as exc:
             raise ValueError(f"route to enhancer {name!r}: {exc}") from None
 
 
 def _enhance_stage(ds: Dataset, name: str, config: EnhanceConfig) -> Dataset:
     conf = config.enhancer(name)
+    threads = max(1, round(conf.num_cpus))
+    kind = conf.kind or name
     return ds.map_batches(
         EnhanceActor,
-        fn_constructor_kwargs={"name": name, "params": conf.params, "threads": max(1, round(conf.num_cpus))},
+        fn_constructor_kwargs={"name": name, "kind": kind, "params": resolved_params(kind, conf.params, threads), "threads": threads},
         batch_format="pyarrow",
         batch_size=conf.batch_size,
         compute=ActorPoolStrategy(min_size=conf.min_actors, max_size=conf.max_actors),

@@ -1,0 +1,167 @@
+"""Learned enhancers: a model reference resolved to weights, run as an `Enhancer`.
+
+Model references (the contract): `bundled:<name>` (weights shipped in `pipeline/weights/`),
+`models:/<name>@<alias>` or `models:/<name>/<version>` (MLflow registry), or a path/URL of a
+weights file with its `.json` sidecar. The driver resolves aliases to versions before the
+run (`pin_reference`), so every actor of a run loads the same version and every row names it.
+Big images are enhanced in overlapping tiles blended with a linear ramp, so memory is bounded
+by the tile size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pipeline.enhance.base import Enhancer
+from pipeline.io import storage
+from pipeline.models import spec
+from pipeline.models.weights import load_weights, read_meta
+
+BUNDLED_DIR = Path(__file__).resolve().parent.parent / "weights"
+
+
+def _bundled(name: str) -> tuple[Path, str]:
+    path = BUNDLED_DIR / f"{name}.pt"
+    if not path.is_file():
+        known = sorted(p.stem for p in BUNDLED_DIR.glob("*.pt"))
+        raise FileNotFoundError(f"no bundled weights {name!r}; bundled: {known}")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    return path, f"bundled:{name}@sha256:{digest}"
+
+
+def _use_tracking(tracking_uri: str | None) -> None:
+    import mlflow
+
+    from pipeline import tracking
+
+    mlflow.set_tracking_uri(tracking_uri or tracking.tracking_uri())
+
+
+def _registry(ref: str, tracking_uri: str | None) -> tuple[Path, str]:
+    from pipeline import tracking
+
+    _use_tracking(tracking_uri)
+    name, version = tracking.resolve_version(ref)
+    folder = tracking.download(f"models:/{name}/{version}", tempfile.mkdtemp(prefix="imgenhance-model-"))
+    weights = sorted(folder.rglob("*.pt"))
+    if not weights:
+        raise FileNotFoundError(f"{ref}: the registered artifacts hold no .pt weights")
+    return weights[0], f"models:/{name}/{version}"
+
+
+def _remote(ref: str) -> tuple[Path, str]:
+    fs, path = storage.filesystem(ref)
+    folder = Path(tempfile.mkdtemp(prefix="imgenhance-model-"))
+    local = folder / Path(path).name
+    fs.get_file(path, str(local))
+    fs.get_file(path + ".json", str(local) + ".json")
+    return local, storage.redact(ref)
+
+
+def resolve(ref: str, tracking_uri: str | None = None) -> tuple[Path, str]:
+    """(local weights file, the resolved reference recorded in rows)."""
+    if ref.startswith("bundled:"):
+        return _bundled(ref[len("bundled:"):])
+    if ref.startswith("models:/"):
+        return _registry(ref, tracking_uri)
+    if "://" not in ref and Path(ref).is_file():
+        return Path(ref), str(Path(ref).resolve())
+    return _remote(ref)
+
+
+def pin_reference(ref: str, tracking_uri: str | None = None) -> str:
+    """On the driver: `models:/name@alias` -> `models:/name/<version>`; other forms unchanged."""
+    if not ref.startswith("models:/") or "@" not in ref:
+        return ref
+    from pipeline import tracking
+
+    _use_tracking(tracking_uri)
+    name, version = tracking.resolve_version(ref)
+    return f"models:/{name}/{version}"
+
+
+def _ramp(size: int, overlap: int) -> np.ndarray:
+    """1 in the middle, rising linearly over `overlap` pixels at both ends (never 0)."""
+    ramp = np.ones(size, np.float32)
+    if overlap > 0:
+        edge = (np.arange(overlap, dtype=np.float32) + 1) / (overlap + 1)
+        ramp[:overlap] = np.minimum(ramp[:overlap], edge)
+        ramp[-overlap:] = np.minimum(ramp[-overlap:], edge[::-1])
+    return ramp
+
+
+def _starts(length: int, tile: int, step: int) -> list[int]:
+    if length <= tile:
+        return [0]
+    starts = list(range(0, length - tile, step))
+    return starts + [length - tile]
+
+
+class LearnedEnhancer(Enhancer):
+    """Any restoration model of the zoo behind the `Enhancer` interface."""
+
+    name = "learned"
+
+    def __init__(self, model: str, tracking_uri: str | None = None, tile: int = 512, overlap: int = 32,
+                 threads: int = 1, sigma_from_hint: bool = False):
+        torch.set_num_threads(max(1, threads))
+        path, self.model_ref = resolve(model, tracking_uri)
+        meta = read_meta(path)
+        self.spec = spec(meta["name"])
+        self.net = load_weights(path)
+        self.channels = int(meta["config"].get("channels", self.spec.channels))
+        self.scale, self.consumes = self.spec.scale, self.spec.consumes
+        self.tile, self.overlap, self.sigma_from_hint = tile, overlap, sigma_from_hint
+
+    def _inputs(self, x: torch.Tensor, hints: Mapping[str, float]) -> tuple:
+        if self.spec.needs_sigma:
+            sigma = hints.get("noise_sigma") if self.sigma_from_hint else None
+            return (x, None if sigma is None else torch.full((x.shape[0],), float(sigma) / 255.0))
+        if self.spec.needs_mask:
+            return (x, (x.amax(dim=1, keepdim=True) <= 1.0 / 255).float())  # holes are black
+        return (x,)
+
+    @torch.inference_mode()
+    def _run(self, x: torch.Tensor, hints: Mapping[str, float]) -> torch.Tensor:
+        return self.net(*self._inputs(x, hints)).clamp(0, 1)
+
+    def _tiled(self, x: torch.Tensor, hints: Mapping[str, float]) -> torch.Tensor:
+        _, c, h, w = x.shape
+        s, t, o = self.scale, self.tile, self.overlap
+        out = torch.zeros(1, c, h * s, w * s)
+        weight = torch.zeros(1, 1, h * s, w * s)
+        for top in _starts(h, t, t - 2 * o):
+            for left in _starts(w, t, t - 2 * o):
+                part = self._run(x[:, :, top:top + t, left:left + t], hints)
+                ph, pw = part.shape[2], part.shape[3]
+                ramp = torch.from_numpy(np.outer(_ramp(ph, o * s), _ramp(pw, o * s)))[None, None]
+                out[:, :, top * s:top * s + ph, left * s:left * s + pw] += part * ramp
+                weight[:, :, top * s:top * s + ph, left * s:left * s + pw] += ramp
+        return out / weight
+
+    def _planes(self, image: np.ndarray) -> list[np.ndarray]:
+        """Split or repeat channels to what the model takes (a gray model runs per channel)."""
+        c = image.shape[2]
+        if c == self.channels:
+            return [image]
+        if self.channels == 1:
+            return [image[:, :, i:i + 1] for i in range(c)]
+        return [np.repeat(image, self.channels, axis=2)]
+
+    def enhance(self, image: np.ndarray, hints: Mapping[str, float]) -> np.ndarray:
+        outs = []
+        for plane in self._planes(image):
+            x = torch.from_numpy(np.ascontiguousarray(plane.transpose(2, 0, 1)))[None]
+            big = x.shape[2] > self.tile or x.shape[3] > self.tile
+            y = self._tiled(x, hints) if big else self._run(x, hints)
+            outs.append(y[0].numpy().transpose(1, 2, 0))
+        out = np.concatenate(outs, axis=2)
+        if out.shape[2] != image.shape[2]:  # a colour model on a gray image: back to gray
+            out = out.mean(axis=2, keepdims=True)
+        return out.astype(np.float32)
