@@ -1,0 +1,436 @@
+"""Model-free degradation detector: image statistics -> a degradation label.
+
+The classify stage's cheap fallback and the baseline a learned classifier must beat. Each
+statistic targets one degradation (noise level, impulse fraction, spectral peaks, dark
+channel, luminance, JPEG blockiness, high-frequency falloff, oriented streaks, bright blobs,
+flat black holes). Noise-like statistics are measured on a full-resolution crop, because
+downscaling averages noise and block edges away; global ones (luminance, dark channel, holes)
+on a downscaled copy of the whole image. Per-label scores are products of logistic functions
+of the statistics (`RULES`, thresholds calibrated on synthetic degradations of Train400 and a
+few colour images); `PRECEDENCE` breaks ties.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from pipeline.imageops import luminance
+from pipeline.labels import DEGRADATIONS
+from pipeline.metrics.noref import noise_sigma
+
+# Immerkaer's mask (as in pipeline.metrics.noref): cancels structure up to second order.
+_IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float32)
+# Percentile of per-block noise estimates taken, and its ratio to the truth on pure noise.
+_NOISE_PCT, _NOISE_PCT_BIAS = 10, 0.89
+# An impulse differs from its 3x3 median by more than this (0-255 scale).
+_IMPULSE_JUMP = 64
+# Spectral points checked for being isolated peaks (the strongest of the 5x5 residual).
+_PEAK_CANDIDATES = 32
+
+
+@dataclass(frozen=True)
+class Detection:
+    """The detector's verdict for one image."""
+
+    degradation: str  # one of pipeline.labels.DEGRADATIONS
+    score: float  # confidence in [0, 1] of `degradation`
+    scores: dict[str, float]  # a score in [0, 1] for every label
+    stats: dict[str, float]  # the measured statistics (see `measure`)
+
+
+# ---------------------------------------------------------------- views of the image
+
+
+def center_crop(image: np.ndarray, max_side: int) -> np.ndarray:
+    """Central crop of at most max_side x max_side, its origin on the 8-pixel JPEG grid."""
+    h, w = image.shape[:2]
+    top = (max(h - max_side, 0) // 2) // 8 * 8
+    left = (max(w - max_side, 0) // 2) // 8 * 8
+    return image[top : top + max_side, left : left + max_side]
+
+
+def downscaled(image: np.ndarray, max_side: int) -> np.ndarray:
+    """Whole image shrunk (area averaging) so its longer side is at most max_side."""
+    h, w = image.shape[:2]
+    factor = max_side / max(h, w)
+    if factor >= 1.0:
+        return image
+    size = (max(int(round(w * factor)), 1), max(int(round(h * factor)), 1))
+    out = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    return out.reshape(size[1], size[0], image.shape[2])
+
+
+# ---------------------------------------------------------------- statistics
+
+
+def noise_stats(crop: np.ndarray) -> dict[str, float]:
+    """Per-channel noise sigma (0-255 scale) from Immerkaer's mask, robust to texture.
+
+    Texture reads as noise to Immerkaer's estimator, so it is taken per 16x16 block and the
+    `_NOISE_PCT` percentile of the blocks kept: the flattest parts of an image show its
+    noise best. Blocks near 0 or 1 are skipped (clipping hides noise there); the percentile's
+    bias on pure noise is divided out. `noise_sigma_all` is the plain whole-crop estimate.
+    """
+    h, w = (crop.shape[0] - 2) // 16 * 16, (crop.shape[1] - 2) // 16 * 16
+    if h < 16 or w < 16:
+        return {"noise_sigma": 0.0, "noise_sigma_all": 0.0}
+    scale = np.sqrt(np.pi / 2.0) / 6.0 * 255.0
+    level = cv2.resize(luminance(crop)[1 : h + 1, 1 : w + 1], (w // 16, h // 16), interpolation=cv2.INTER_AREA)
+    usable = (level > 0.04) & (level < 0.96)
+    robust, plain = [], []
+    for c in range(crop.shape[2]):
+        resp = np.abs(cv2.filter2D(crop[:, :, c], -1, _IMMERKAER))[1 : h + 1, 1 : w + 1]
+        blocks = cv2.resize(resp, (w // 16, h // 16), interpolation=cv2.INTER_AREA)
+        robust.append(np.percentile(blocks[usable] if usable.sum() >= 4 else blocks, _NOISE_PCT))
+        plain.append(resp.mean())
+    return {"noise_sigma": float(np.mean(robust) * scale / _NOISE_PCT_BIAS), "noise_sigma_all": float(np.mean(plain) * scale)}
+
+
+def impulse_stats(crop: np.ndarray, sigma: float) -> dict[str, float]:
+    """Salt-and-pepper evidence: impulse fraction and the noise level once impulses are removed.
+
+    An impulse is a sample at the 0/1 extremes that differs strongly from its 3x3 median.
+    Salt on an already bright pixel (or pepper on a dark one) cannot be seen, so the count
+    is divided by the share of samples whose median would let an impulse show. Heavy
+    clipped Gaussian noise also makes extreme samples, but removing them leaves its noise
+    level (`sigma`, the crop's) nearly unchanged: `impulse_ratio` tells the two apart.
+    """
+    x = np.rint(crop * 255.0).astype(np.uint8)
+    cleaned, hits, visible = x.copy(), 0, 0.0
+    for c in range(x.shape[2]):
+        ch, med = x[:, :, c], cv2.medianBlur(np.ascontiguousarray(x[:, :, c]), 3)
+        diff = np.abs(ch.astype(np.int16) - med)
+        impulse = ((ch <= 3) | (ch >= 252)) & (diff > _IMPULSE_JUMP)
+        hits += int(np.count_nonzero(impulse))
+        visible += 0.5 * (np.mean(med < 252 - _IMPULSE_JUMP) + np.mean(med > 3 + _IMPULSE_JUMP))
+        cleaned[:, :, c][impulse] = med[impulse]
+    raw = hits / x.size
+    after = noise_stats(cleaned.astype(np.float32) / 255.0)["noise_sigma"]
+    return {"impulse_fraction": raw / max(visible / x.shape[2], 0.05), "impulse_raw": raw,
+            "impulse_free_sigma": after, "impulse_ratio": after / (sigma + 1.0)}
+
+
+def periodic_peak(crop: np.ndarray) -> float:
+    """Height (log units) of the strongest isolated spectral peak away from DC.
+
+    Log-magnitude FFT of the Hann-windowed luma minus a local background: a sinusoid is a
+    point, natural content is smooth, and JPEG block edges and stripes are lines along the
+    spectrum's axes. The background is the largest of the 5x5 median and the 9-bin medians
+    along the point's row and column, so points on such lines are not peaks. Only the
+    strongest `_PEAK_CANDIDATES` points of the 5x5 residual are checked, to stay cheap.
+    """
+    y = luminance(crop)
+    h, w = y.shape
+    if min(h, w) < 32:
+        return 0.0
+    y = (y - y.mean()) * np.outer(np.hanning(h), np.hanning(w)).astype(np.float32)
+    mag = np.log1p(np.abs(np.fft.fftshift(np.fft.fft2(y))) * 255.0).astype(np.float32)
+    residual = mag - cv2.medianBlur(mag, 5)
+    fy, fx = np.fft.fftshift(np.fft.fftfreq(h))[:, None], np.fft.fftshift(np.fft.fftfreq(w))[None, :]
+    residual[np.hypot(fy, fx) <= 0.03] = -np.inf
+    # 8x8 block coding puts peaks at (k/8, l/8) cycles/pixel: JPEG's mark, not interference.
+    residual[(np.abs(fy * 8 - np.rint(fy * 8)) * h / 8 <= 1.01) & (np.abs(fx * 8 - np.rint(fx * 8)) * w / 8 <= 1.01)] = -np.inf
+    best = 0.0
+    for i in np.argsort(residual, axis=None)[-_PEAK_CANDIDATES:]:
+        r, c = divmod(int(i), w)
+        row = np.delete(mag[r, max(c - 4, 0) : c + 5], min(c, 4))
+        col = np.delete(mag[max(r - 4, 0) : r + 5, c], min(r, 4))
+        best = max(best, float(mag[r, c] - max(np.median(row), np.median(col), mag[r, c] - residual[r, c])))
+    return best
+
+
+def banding(crop: np.ndarray) -> float:
+    """Striping evidence: std (0-255 scale) of random offsets between rows or columns.
+
+    Random per-line offsets make the sequence of line means rough; natural content makes it
+    smooth except at a few edges. The median |second difference| of the line means ignores
+    both the trend and the edges (offsets of std s give 0.674 * sqrt(6) * s). What white
+    noise leaves in a line mean (sigma / sqrt(n)) is taken off in quadrature; Immerkaer's
+    mask sums to zero along lines, so stripes do not inflate that noise estimate.
+    """
+    y = luminance(crop)
+    if min(y.shape) < 8:
+        return 0.0
+    sigma = noise_sigma(crop)
+    excess = []
+    for axis in (0, 1):
+        rough = np.median(np.abs(np.diff(y.mean(axis=axis), 2))) * 255.0 / (0.674 * np.sqrt(6.0))
+        floor = sigma / np.sqrt(y.shape[axis])
+        excess.append(np.sqrt(max(rough**2 - floor**2, 0.0)))
+    return float(max(excess))
+
+
+def _channel_extremes(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pixel min and max over channels (numpy's axis=2 reductions are slow on (H, W, 3))."""
+    channels = [image[:, :, c] for c in range(image.shape[2])]
+    return np.minimum.reduce(channels), np.maximum.reduce(channels)
+
+
+def luma_stats(small: np.ndarray) -> dict[str, float]:
+    """Global brightness and contrast of the (downscaled) image: low light and haze evidence."""
+    y = luminance(small)
+    p1, p5, p50, p95, p99 = np.percentile(y, [1, 5, 50, 95, 99])
+    return {"mean_luma": float(y.mean()), "luma_p1": float(p1), "luma_p5": float(p5),
+            "luma_p50": float(p50), "luma_p95": float(p95), "luma_p99": float(p99),
+            "contrast": float(y.std())}
+
+
+def haze_stats(small: np.ndarray) -> dict[str, float]:
+    """Dark channel (He et al. 2009) and saturation: haze lifts the first and drains the second.
+
+    The dark channel is the min over channels then over a patch (~1/20 of the image side);
+    in haze-free outdoor images most patches hold some dark pixel, so its mean stays low.
+    """
+    patch = max(3, (min(small.shape[:2]) // 20) | 1)
+    lo, hi = _channel_extremes(small)
+    dark = cv2.erode(lo, np.ones((patch, patch), np.uint8))
+    if small.shape[2] == 3:
+        saturation = (hi - lo) / (hi + 1e-3)
+    else:
+        saturation = np.zeros(small.shape[:2], np.float32)
+    return {"dark_channel": float(dark.mean()), "dark_channel_p10": float(np.percentile(dark, 10)),
+            "saturation": float(saturation.mean())}
+
+
+def blockiness(crop: np.ndarray) -> float:
+    """JPEG evidence: gradient energy across 8-pixel block boundaries / inside blocks.
+
+    Mean |difference| between neighbours, grouped by the phase (position mod 8) of the
+    pair, rows and columns together; the strongest phase over the median phase. The
+    strongest rather than phase 7 so images cropped after compression still count.
+    """
+    y = luminance(crop)
+    if min(y.shape) < 16:
+        return 1.0
+    dx, dy = np.abs(np.diff(y, axis=1)).mean(axis=0), np.abs(np.diff(y, axis=0)).mean(axis=1)
+    phases = [dx[k::8].mean() + dy[k::8].mean() for k in range(8)]
+    return float(max(phases) / (np.median(phases) + 1e-6))
+
+
+def hf_stats(crop: np.ndarray) -> dict[str, float]:
+    """Sharpness evidence: how much of the spectrum sits at the highest frequencies.
+
+    Upscaled (or blurred) images lack energy above the original Nyquist. `hf_energy` is
+    the log10 ratio of power above 0.25 cycles/pixel to power in 0.05-0.25; `lap_grad` is
+    the ratio of Laplacian to gradient energy, a second, spectrum-free view of the same.
+    """
+    y = luminance(crop)
+    h, w = y.shape
+    if min(h, w) < 16:
+        return {"hf_energy": 0.0, "lap_grad": 0.0}
+    win = np.outer(np.hanning(h), np.hanning(w)).astype(np.float32)
+    power = np.abs(np.fft.fft2((y - y.mean()) * win)) ** 2
+    radius = np.hypot(np.fft.fftfreq(h)[:, None], np.fft.fftfreq(w)[None, :])
+    high, mid = power[radius > 0.25].mean(), power[(radius > 0.05) & (radius <= 0.25)].mean()
+    lap = cv2.Laplacian(y, cv2.CV_32F)
+    grad = cv2.Sobel(y, cv2.CV_32F, 1, 0) ** 2 + cv2.Sobel(y, cv2.CV_32F, 0, 1) ** 2
+    return {"hf_energy": float(np.log10((high + 1e-12) / (mid + 1e-12))),
+            "lap_grad": float((lap**2).mean() / (grad.mean() + 1e-9))}
+
+
+def hole_fraction(small: np.ndarray) -> float:
+    """Damage evidence: share of the image in punched-out holes, solid pure-black blobs.
+
+    Pixels black in every channel, opened by 3x3 so the porous zeros of clipped dark noise
+    drop out. A blob counts when it covers at least 0.2 % of the image, is convex like a
+    pasted rectangle or ellipse (solidity >= 0.8) and is surrounded by content rather than
+    by more darkness (median luma of a 2-px ring >= 0.06), unlike a night sky or the
+    black surround of a fundus photograph.
+    """
+    black = cv2.morphologyEx((_channel_extremes(small)[1] <= 1.0 / 255.0).astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    n, labels, boxes, _ = cv2.connectedComponentsWithStats(black, connectivity=8)
+    y, total = luminance(small), 0
+    for i in np.flatnonzero(boxes[1:, 4] >= 0.002 * black.size) + 1:
+        blob = (labels == i).astype(np.uint8)
+        contours, _ = cv2.findContours(blob, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        hull = cv2.contourArea(cv2.convexHull(np.concatenate(contours)))
+        ring = (cv2.dilate(blob, np.ones((5, 5), np.uint8)) > 0) & (blob == 0)
+        if boxes[i, 4] >= 0.8 * hull and ring.any() and np.median(y[ring]) >= 0.06:
+            total += boxes[i, 4]
+    return float(total / black.size)
+
+
+def tophats(crop: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Luma and its white and black top-hats (9x9 disc): bright and dark thin structures."""
+    y = luminance(crop)
+    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9))
+    bright = cv2.morphologyEx(y, cv2.MORPH_TOPHAT, disk, borderType=cv2.BORDER_REPLICATE)
+    dark = cv2.morphologyEx(y, cv2.MORPH_BLACKHAT, disk, borderType=cv2.BORDER_REPLICATE)
+    return y, bright, dark
+
+
+def streak_stats(bright: np.ndarray) -> dict[str, float]:
+    """Rain evidence: bright thin structures sharing one direction all over the image.
+
+    Opening the bright top-hat with a 15-px line at the streak angle keeps rain, across it
+    removes it. Per tile of a 4x4 grid, the response at the best angle minus the one at
+    right angles; `streak_energy` (0-255 scale) is its median over tiles and `streak_aniso`
+    the median of the same over the tile's thin energy. The median wants the streaks
+    everywhere, as rain is, not one pole or wire.
+    """
+    opened = [_open(bright, _line(15, a)) for a in _ANGLES]
+    best = int(np.argmax([o.mean() for o in opened]))
+    tiles = [cv2.resize(m, (4, 4), interpolation=cv2.INTER_AREA) for m in
+             (opened[best], opened[(best + len(_ANGLES) // 2) % len(_ANGLES)], bright)]
+    excess = tiles[0] - tiles[1]
+    return {"streak_energy": float(np.median(excess) * 255.0),
+            "streak_aniso": float(np.median(excess / (tiles[2] + 1e-4))),
+            "streak_angle": float(_ANGLES[best])}
+
+
+def blob_density(y: np.ndarray, bright: np.ndarray) -> float:
+    """Snow evidence: small compact near-white spots (flakes) per 1000 pixels."""
+    spots = ((bright > 0.2) & (y > 0.85)).astype(np.uint8)
+    n, _, boxes, _ = cv2.connectedComponentsWithStats(spots, connectivity=8)
+    if n <= 1:
+        return 0.0
+    bw, bh, area = boxes[1:, 2], boxes[1:, 3], boxes[1:, 4]
+    compact = (area >= 2) & (area <= 80) & (np.maximum(bw, bh) <= 2 * np.minimum(bw, bh))
+    return float(1000.0 * np.count_nonzero(compact) / bright.size)
+
+
+def scratch_length(y: np.ndarray, bright: np.ndarray, dark: np.ndarray) -> float:
+    """Scratch evidence: longest thin, flat-valued near-white or near-black stroke / crop side.
+
+    A stroke stands out of its surround (top-hat > 0.2), is near the extremes, is thin (area
+    under 5 px per pixel of extent) and, being paint rather than scene, holds one value:
+    at least half its pixels within 0.02 of its median. Wires and edges in photographs
+    change brightness along their length.
+    """
+    thin = ((bright > 0.2) & (y >= 0.8)) | ((dark > 0.2) & (y <= 0.15))
+    n, labels, boxes, _ = cv2.connectedComponentsWithStats(thin.astype(np.uint8), connectivity=8)
+    extent, side, best = np.maximum(boxes[:, 2], boxes[:, 3]), max(y.shape), 0
+    for i in range(1, n):
+        if extent[i] <= max(best, 0.1 * side) or boxes[i, 4] >= 5 * extent[i]:
+            continue
+        values = y[labels == i]
+        if np.mean(np.abs(values - np.median(values)) <= 0.02) >= 0.5:
+            best = extent[i]
+    return float(best / side)
+
+
+_ANGLES = tuple(range(0, 180, 15))
+
+
+def _line(length: int, angle_deg: float) -> np.ndarray:
+    """Binary line structuring element of `length` px at `angle_deg` (0 = horizontal)."""
+    kernel = np.zeros((length, length), np.uint8)
+    c, half = (length - 1) / 2.0, (length - 1) / 2.0
+    dx, dy = np.cos(np.deg2rad(angle_deg)) * half, -np.sin(np.deg2rad(angle_deg)) * half
+    cv2.line(kernel, (int(round(c - dx)), int(round(c - dy))), (int(round(c + dx)), int(round(c + dy))), 1, 1)
+    rows, cols = np.flatnonzero(kernel.any(axis=1)), np.flatnonzero(kernel.any(axis=0))
+    return kernel[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+
+def _open(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """Morphological opening with replicated borders (cv2's default border value misbehaves
+    for some kernels on float images and returns +-FLT_MAX)."""
+    return cv2.morphologyEx(x, cv2.MORPH_OPEN, kernel, borderType=cv2.BORDER_REPLICATE)
+
+
+def measure(image: np.ndarray, max_side: int = 512) -> dict[str, float]:
+    """Every statistic of one float (H, W, C) image, keyed by name (JSON-serialisable floats).
+
+    Noise, impulses, spectrum, blockiness, sharpness and thin structures are measured on a
+    full-resolution central crop of at most max_side x max_side; luminance, dark channel
+    and holes on the whole image downscaled to max_side.
+    """
+    crop = np.ascontiguousarray(center_crop(image, max_side), dtype=np.float32)
+    small = np.ascontiguousarray(downscaled(image, max_side), dtype=np.float32)
+    stats = {**noise_stats(crop), **luma_stats(small), **haze_stats(small)}
+    stats.update(impulse_stats(crop, stats["noise_sigma"]))
+    stats["blockiness"] = blockiness(crop)
+    stats["periodic_peak"] = periodic_peak(crop)
+    stats["banding"] = banding(crop)
+    stats.update(hf_stats(crop))
+    y, bright, dark = tophats(crop)
+    stats.update(streak_stats(bright))
+    stats["blob_density"] = blob_density(y, bright)
+    stats["scratch_length"] = scratch_length(y, bright, dark)
+    stats["hole_fraction"] = hole_fraction(small)
+    return {k: float(v) for k, v in stats.items()}
+
+
+# ---------------------------------------------------------------- scores and decision
+
+
+@dataclass(frozen=True)
+class Term:
+    """One calibrated condition: logistic((stat - threshold) / width), in log10 if `log`.
+
+    A negative width makes the score rise as the statistic falls. The score is 0.5 at the
+    threshold, about 0.88 one width beyond it.
+    """
+
+    stat: str
+    threshold: float
+    width: float
+    log: bool = False
+
+    def __call__(self, stats: dict[str, float]) -> float:
+        value = stats[self.stat]
+        if self.log:
+            value, threshold = np.log10(max(value, 1e-6)), np.log10(self.threshold)
+        else:
+            threshold = self.threshold
+        return float(1.0 / (1.0 + np.exp(-np.clip((value - threshold) / self.width, -50, 50))))
+
+
+# label -> alternatives (max) of conjunctions (product) of terms, in `PRECEDENCE` order.
+# Thresholds: `python -m pipeline.bench.detector --calibrate` (coordinate descent on
+# synthetic single degradations of Train400, traffic_dashcam and satellite_aid images);
+# the same module without --calibrate measures them on held-out images.
+Rules = dict[str, tuple[tuple[Term, ...], ...]]
+RULES: Rules = {
+    "salt_pepper": ((Term("impulse_fraction", 0.005, 0.1, log=True), Term("impulse_ratio", 0.625, -0.05)),),
+    "periodic": ((Term("periodic_peak", 2, 0.08),), (Term("banding", 5.4, 0.4),)),
+    "low_light": ((Term("luma_p95", 0.275, -0.03),), (Term("mean_luma", 0.14, -0.02),)),
+    "damage": ((Term("hole_fraction", 0.004, 0.1, log=True),), (Term("scratch_length", 0.325, 0.03), Term("streak_energy", 6.5, -1.0))),
+    "jpeg": ((Term("blockiness", 1.25, 0.02, log=True),),),
+    "rain": ((Term("streak_energy", 3.75, 0.5), Term("streak_aniso", 0.075, 0.02)),),
+    "snow": ((Term("blob_density", 1.0, 0.1, log=True), Term("luma_p5", 0.16, 0.03), Term("noise_sigma", 10.0, -1.0)),),
+    "noise": ((Term("noise_sigma", 9.0, 0.8),),),
+    "low_resolution": ((Term("lap_grad", 0.0325, -0.005), Term("noise_sigma", 2, -0.3)),),
+    "haze": ((Term("luma_p5", 0.28, 0.03), Term("contrast", 0.18, -0.02), Term("saturation", 0.13, -0.02)),
+             (Term("luma_p5", 0.25, 0.03), Term("contrast", 0.1, -0.02))),
+    "raindrops": (),
+}
+
+# When several labels pass 0.5 the first in this order wins: impulses and stripes before
+# everything (they inflate noise, streak and scratch statistics), low light before damage
+# and noise (dark images hold black blobs and amplified sensor noise; the low-light route
+# handles both), JPEG before low resolution (quantisation also removes high frequencies),
+# rain and snow before haze (both lay a veil over the scene), blur before haze (it lifts
+# the dark channel and lowers contrast too).
+PRECEDENCE = tuple(RULES)
+
+
+def score(stats: dict[str, float], rules: Rules = RULES) -> dict[str, float]:
+    """A score in [0, 1] for every label; `clean` is 1 - the strongest degradation score."""
+    scores = {label: max((float(np.prod([t(stats) for t in conj])) for conj in rules[label]), default=0.0)
+              for label in PRECEDENCE}
+    scores["clean"] = 1.0 - max(scores.values())
+    return {label: scores[label] for label in DEGRADATIONS}
+
+
+def decide(scores: dict[str, float]) -> str:
+    """The first label in `PRECEDENCE` scoring at least 0.5, else clean."""
+    return next((label for label in PRECEDENCE if scores[label] >= 0.5), "clean")
+
+
+def detect(image: np.ndarray, *, max_side: int = 512) -> Detection:
+    """float32 (H, W, C) in [0, 1], C in {1, 3} -> Detection.
+
+    Work is bounded by `max_side` whatever the image size (crops and a downscaled copy).
+    """
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.ndim != 3 or image.shape[2] not in (1, 3):
+        raise ValueError(f"detect: expects (H, W, 1|3), got {image.shape}")
+    stats = measure(image, max_side)
+    scores = score(stats)
+    label = decide(scores)
+    return Detection(degradation=label, score=scores[label], scores=scores, stats=stats)

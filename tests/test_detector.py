@@ -1,0 +1,141 @@
+"""The statistics detector on small synthetic images with inline degradations.
+
+Each degradation is a few lines of numpy/cv2 here (not pipeline.degrade) so the detector's
+tests do not move when the degradation library's defaults do.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import cv2
+import numpy as np
+import pytest
+import skimage.data
+
+from pipeline.enhance import detector
+from pipeline.enhance.detector import detect
+from pipeline.labels import DEGRADATIONS
+
+
+def _gray() -> np.ndarray:
+    return (skimage.data.camera()[96:352, 128:384] / 255.0).astype(np.float32)[:, :, None]
+
+
+def _colour() -> np.ndarray:
+    return (skimage.data.astronaut()[:256, 200:456] / 255.0).astype(np.float32)
+
+
+IMAGES = {"gray": _gray, "colour": _colour}
+
+
+def _noisy(x: np.ndarray, sigma: float) -> np.ndarray:
+    noise = np.random.default_rng(0).normal(0.0, sigma / 255.0, x.shape)
+    return np.clip(x + noise, 0, 1).astype(np.float32)
+
+
+def _salt_pepper(x: np.ndarray, amount: float) -> np.ndarray:
+    r, x = np.random.default_rng(1).random(x.shape[:2]), x.copy()
+    x[r < amount / 2] = 0.0
+    x[(r >= amount / 2) & (r < amount)] = 1.0
+    return x
+
+
+def _periodic(x: np.ndarray) -> np.ndarray:
+    rows, cols = np.mgrid[: x.shape[0], : x.shape[1]]
+    wave = 0.15 * np.sin(2 * np.pi * (0.07 * rows + 0.11 * cols))
+    return np.clip(x + wave[:, :, None], 0, 1).astype(np.float32)
+
+
+def _dark(x: np.ndarray) -> np.ndarray:
+    return (0.15 * x**1.5).astype(np.float32)
+
+
+def _jpeg(x: np.ndarray, quality: int = 10) -> np.ndarray:
+    u8 = np.rint(x * 255).astype(np.uint8)
+    _, buf = cv2.imencode(".jpg", u8[:, :, ::-1] if u8.shape[2] == 3 else u8, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    out = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    out = out[:, :, None] if out.ndim == 2 else out[:, :, ::-1]
+    return (out / 255.0).astype(np.float32)
+
+
+def _haze(x: np.ndarray) -> np.ndarray:
+    return (0.45 * x + 0.55 * 0.9).astype(np.float32)
+
+
+def _low_resolution(x: np.ndarray, factor: int = 4) -> np.ndarray:
+    h, w, c = x.shape
+    small = cv2.resize(x, (w // factor, h // factor), interpolation=cv2.INTER_CUBIC)
+    big = cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC).reshape(h, w, c)
+    return np.clip(big, 0, 1).astype(np.float32)
+
+
+@pytest.mark.parametrize("kind", IMAGES)
+def test_clean_image_is_clean(kind):
+    result = detect(IMAGES[kind]())
+    assert result.degradation == "clean", result.scores
+
+
+@pytest.mark.parametrize("kind", IMAGES)
+@pytest.mark.parametrize("sigma", [15.0, 30.0])
+def test_gaussian_noise_is_noise_with_its_sigma(kind, sigma):
+    result = detect(_noisy(IMAGES[kind](), sigma))
+    assert result.degradation == "noise", result.scores
+    assert result.stats["noise_sigma"] == pytest.approx(sigma, rel=0.3)
+
+
+@pytest.mark.parametrize("kind", IMAGES)
+def test_salt_and_pepper_measures_its_amount(kind):
+    result = detect(_salt_pepper(IMAGES[kind](), 0.05))
+    assert result.degradation == "salt_pepper", result.scores
+    assert result.stats["impulse_fraction"] == pytest.approx(0.05, rel=0.25)
+
+
+@pytest.mark.parametrize(
+    ("degrade", "label"),
+    [(_periodic, "periodic"), (_dark, "low_light"), (_jpeg, "jpeg"), (_haze, "haze"),
+     (_low_resolution, "low_resolution")],
+)
+@pytest.mark.parametrize("kind", IMAGES)
+def test_degradation_is_named(kind, degrade, label):
+    result = detect(degrade(IMAGES[kind]()))
+    assert result.degradation == label, result.scores
+    assert result.score >= 0.5
+
+
+def test_scores_and_stats_are_well_formed():
+    result = detect(_noisy(_colour(), 20.0))
+    assert set(result.scores) == set(DEGRADATIONS)
+    assert all(0.0 <= v <= 1.0 for v in result.scores.values())
+    assert result.score == result.scores[result.degradation]
+    assert all(type(v) is float and math.isfinite(v) for v in result.stats.values())
+    assert {"noise_sigma", "impulse_fraction", "periodic_peak", "dark_channel", "mean_luma",
+            "blockiness", "hf_energy"} <= set(result.stats)
+
+
+def test_large_image_is_measured_on_a_bounded_crop():
+    rng = np.random.default_rng(2)
+    big = cv2.resize(_colour(), (3000, 2000), interpolation=cv2.INTER_CUBIC)
+    big = np.clip(big + rng.normal(0, 0.1, big.shape), 0, 1).astype(np.float32)
+    started = time.perf_counter()
+    result = detect(big, max_side=256)
+    assert time.perf_counter() - started < 3.0
+    crop = detector.center_crop(big, 256)
+    assert crop.shape[:2] == (256, 256)
+    assert result.stats["noise_sigma"] == pytest.approx(detector.noise_stats(crop)["noise_sigma"])
+    assert result.degradation == "noise"
+
+
+def test_single_channel_layouts_agree():
+    gray = _noisy(_gray(), 25.0)
+    assert detect(gray).stats == detect(gray[:, :, 0]).stats
+    rgb = np.repeat(gray, 3, axis=2)
+    assert detect(rgb).stats["noise_sigma"] == pytest.approx(detect(gray).stats["noise_sigma"], rel=1e-3)
+
+
+def test_tiny_and_flat_images_do_not_fail():
+    for image in (np.zeros((5, 7, 1), np.float32), np.full((40, 30, 3), 0.5, np.float32)):
+        result = detect(image)
+        assert result.degradation in DEGRADATIONS
+        assert all(math.isfinite(v) for v in result.stats.values())
