@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from jobs import enhance
+from jobs import benchmark, degrade, enhance
 
 # Subcommand -> job module; each module has add_arguments(parser) and main(args).
-COMMANDS = {"run": enhance}
+COMMANDS = {"run": enhance, "benchmark": benchmark, "degrade": degrade}
 
 
 def main(argv: list[str] | None = None) -> int:

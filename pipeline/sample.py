@@ -21,7 +21,7 @@ import skimage.data
 from pipeline.degrade import DEGRADE
 from pipeline.io.codecs import encode
 
-SAMPLE_VERSION = 1
+SAMPLE_VERSION = 2  # bump whenever the degradations or the plan change
 MAX_SIDE = 256  # small images keep `make run` quick on two cores
 
 # (member path, scikit-image image, degradation kind or None, params)

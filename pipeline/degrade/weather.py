@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from pipeline.degrade.common import (
-    Seed, as_3d, back, gray, line_kernel, low_pass, normalise01, rng_of, screen, smooth_field, work,
+    Seed, as_3d, back, gray, line_kernel, low_pass, normalise01, rng_of, smooth_field, work,
 )
 
 
@@ -25,16 +25,32 @@ def _colour(value: float | Sequence[float], channels: int) -> np.ndarray:
     return rgb.astype(np.float32)
 
 
+def _taper(kernel: np.ndarray, angle_deg: float) -> np.ndarray:
+    """Fade a line kernel toward both ends (to 30 % at the tips), as a drop's trail thins."""
+    c = (kernel.shape[0] - 1) / 2.0
+    yy, xx = np.mgrid[: kernel.shape[0], : kernel.shape[1]].astype(np.float32) - c
+    t = np.deg2rad(angle_deg)
+    along = np.abs(xx * np.cos(t) - yy * np.sin(t))
+    half = max(float(along[kernel > 0].max()), 1.0)
+    return kernel * (0.3 + 0.7 * np.cos(0.5 * np.pi * np.clip(along / half, 0, 1)) ** 2)
+
+
 def _streaks(shape: tuple[int, int], rng: np.random.Generator, density: float, length: float,
              angle_deg: float, width: int) -> np.ndarray:
-    """Sparse random seeds smeared along the fall direction, three length groups for variety."""
+    """Sparse random seeds smeared along the fall direction, in six groups of lengths
+    (0.5-1.5 x `length`) and directions (+-4 degrees around `angle_deg`, gusts), for variety.
+
+    Seed brightness spans 0.25-1 (a few bright near drops, many faint far ones) and each
+    streak fades toward its ends, as in Rain100L, where streaks threshold into many pieces.
+    """
     h, w = shape
-    pad = int(length * 1.5) + 2  # seeds outside the frame so streaks enter from the edges
+    pad = int(length * 1.6) + 2  # seeds outside the frame so streaks enter from the edges
     layer = np.zeros((h + 2 * pad, w + 2 * pad), np.float32)
-    for scale in (0.6, 1.0, 1.4):
-        seeds = (rng.random(layer.shape) < density / 3).astype(np.float32)
-        seeds *= rng.uniform(0.5, 1.0, layer.shape).astype(np.float32)
-        kernel = line_kernel(length * scale, 90.0 + angle_deg, width, normalise=False)
+    for scale in (0.5, 0.7, 0.9, 1.1, 1.3, 1.5):
+        seeds = (rng.random(layer.shape) < density / 6).astype(np.float32)
+        seeds *= rng.uniform(0.25, 1.0, layer.shape).astype(np.float32)
+        direction = 90.0 + angle_deg + float(rng.normal(0.0, 4.0))
+        kernel = _taper(line_kernel(length * scale, direction, width, normalise=False), direction)
         layer += cv2.filter2D(seeds, -1, kernel, borderType=cv2.BORDER_CONSTANT)
     return np.clip(layer[pad:-pad, pad:-pad], 0.0, 1.0)
 
@@ -43,25 +59,28 @@ def rain_streaks(
     image: np.ndarray,
     *,
     seed: Seed,
-    density: float = 0.006,
-    length: float = 18.0,
+    density: float = 0.002,
+    length: float = 35.0,
     angle_deg: float = 10.0,
     width: int = 1,
-    blur: float = 0.7,
-    brightness: float = 0.7,
+    blur: float = 0.5,
+    brightness: float = 0.5,
 ) -> np.ndarray:
-    """Rain100L-style rain: bright, thin, motion-blurred streaks screen-blended on the scene.
+    """Rain100L-style rain: bright, thin, motion-blurred streaks added on the scene.
 
-    density: fraction of pixels seeding a streak, 0.001-0.03. length: streak length in px,
-    4-60. angle_deg: lean from vertical, -40..40. width: stroke width in px, 1-3.
-    blur: Gaussian sigma in px softening the streaks, 0-2. brightness: streak opacity, 0.2-1.
+    density: fraction of pixels seeding a streak, 0.0005-0.03. length: streak length in px,
+    4-80. angle_deg: lean from vertical, -40..40. width: stroke width in px, 1-3.
+    blur: Gaussian sigma in px softening the streaks, 0-2. brightness: streak opacity, 0.1-1.
+    The layer is added to every channel alike (white, clipped at 1), as Rain100L is made:
+    a streak's brightness hardly depends on what is behind it (Garg and Nayar, 2004), where a
+    screen blend would tint it by the background and fade it on bright areas.
     """
     x = work(image)
     rng = rng_of(seed)
     layer = _streaks(x.shape[:2], rng, density, length, angle_deg, int(width))
     if blur > 0:
         layer = cv2.GaussianBlur(layer, (0, 0), float(blur))
-    return back(screen(x, layer * np.float32(brightness)), image)
+    return back(np.clip(x + (layer * np.float32(brightness))[:, :, None], 0.0, 1.0), image)
 
 
 def _drop_alpha(u: np.ndarray, v: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -149,15 +168,17 @@ def snow(
     seed: Seed,
     density: float = 0.004,
     flake_size: tuple[float, float] = (0.6, 3.0),
-    veil: float = 0.25,
+    veil: float = 0.1,
     angle_deg: float = 15.0,
+    opacity: float = 0.7,
 ) -> np.ndarray:
     """Falling snow: flakes in three depth layers (many small far ones, few large near ones),
     slightly motion-blurred along the fall direction, over a whitish veil.
 
     density: flakes per pixel, 0.0005-0.02. flake_size: (lo, hi) flake radius in px,
-    0.5-8. veil: opacity of the bluish-white veil, 0-0.6. angle_deg: fall direction from
-    vertical, -45..45.
+    0.3-8. veil: opacity of the bluish-white veil, 0-0.6. angle_deg: fall direction from
+    vertical, -45..45. opacity: of the flakes, 0.2-1; real flakes, small and out of focus,
+    stand ~0.15 above their surround (suite `realism`), fully opaque ones ~0.25.
     """
     x = work(image)
     rng = rng_of(seed)
@@ -169,7 +190,7 @@ def snow(
         size = flake_size[0] + t * (flake_size[1] - flake_size[0])
         n = int(round(density * h * w * share))
         flakes = np.maximum(flakes, _flake_layer((h, w), rng, n, size, angle_deg + rng.normal(0, 5)))
-    a = flakes[:, :, None]
+    a = flakes[:, :, None] * np.float32(opacity)
     return back(x * (1 - a) + _colour(0.97, x.shape[2]) * a, image)
 
 
