@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from jobs import benchmark, degrade, enhance
+from jobs import audit, benchmark, degrade, enhance
 
 # Subcommand -> job module; each module has add_arguments(parser) and main(args).
-COMMANDS = {"run": enhance, "benchmark": benchmark, "degrade": degrade}
+COMMANDS = {"run": enhance, "benchmark": benchmark, "degrade": degrade, "audit": audit}
 
 
 def main(argv: list[str] | None = None) -> int:

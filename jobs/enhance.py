@@ -47,6 +47,9 @@ def _print_summary(summary: dict) -> None:
     print(f"run {summary['run_id']}: {summary['rows']} rows in {summary['seconds']} s ({summary['images_per_s']} images/s)")
     print("  by status: " + ", ".join(f"{k}={v}" for k, v in sorted(summary["by_status"].items())))
     print("  by route:  " + ", ".join(f"{k}={v}" for k, v in sorted(summary["by_route"].items())))
+    audit = summary["audit"]
+    verdict = "invariant holds" if audit["invariant_holds"] else f"INVARIANT VIOLATED: {audit}"
+    print(f"  audit:     {verdict} ({audit['rows_in_output']} rows in the output)")
     print(f"  summary:   {summary['summary_uri']}")
 
 

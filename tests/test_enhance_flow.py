@@ -148,3 +148,28 @@ def test_secret_in_storage_options_never_leaks(ray_cluster, s3_bucket, tmp_path,
     captured = capfd.readouterr()
     assert secret.encode() not in stored
     assert secret not in captured.out + captured.err
+
+
+def test_audit_finds_lost_duplicated_and_missing_outputs(ray_cluster, tmp_path):
+    import pyarrow as pa
+
+    from pipeline.audit import audit
+    from pipeline.io.schema import RESULT_SCHEMA
+
+    inputs, out = _inputs(tmp_path / "in"), tmp_path / "out"
+    summary = _run(inputs, out)
+    assert summary["audit"]["invariant_holds"]
+    assert audit(str(out), None, inputs).ok
+    ok_row = next(r for r in results.read_results(str(out), None).to_pylist() if r["status"] == "ok")
+    import os
+
+    os.remove(ok_row["output_uri"])  # an output object lost
+    extra = pa.Table.from_pylist([{**ok_row, "status": "failed", "error": None}], schema=RESULT_SCHEMA)
+    pq.write_table(extra, out / "_results" / "part-extra.parquet")  # a duplicate row with no error
+    with tarfile.open(tmp_path / "in" / "new.tar", "w") as tar:  # a member no run has seen: lost
+        add_tar_member(tar, "a.png", png_bytes(small()))
+    report = audit(str(out), None, inputs + [str(tmp_path / "in" / "new.tar")])
+    assert report.missing_keys == ["new/a.png"] and report.unexpected_keys == []
+    assert report.ok_without_output == [ok_row["key"]]
+    assert report.duplicated_keys == [ok_row["key"]] and report.failed_without_error == [ok_row["key"]]
+    assert not report.ok

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import ray
 from ray.data import ActorPoolStrategy, Dataset
 
+from pipeline.audit import audit
 from pipeline.config import EnhanceConfig, RoutesConf
 from pipeline.enhance.classify import classify_batch
 from pipeline.enhance.decode import decode_batch
@@ -155,5 +156,9 @@ def run(run_plan: RunPlan, config: EnhanceConfig, routes: RoutesConf, progress_e
         progress.add(batch)
     writer.flush()
     summary = progress.summary(run_plan)
+    report = audit(run_plan.output, config.storage.options)
+    summary["audit"] = {"invariant_holds": report.ok, "rows_in_output": report.rows,
+                        "duplicated_keys": len(report.duplicated_keys), "failed_without_error": len(report.failed_without_error),
+                        "ok_without_output": len(report.ok_without_output)}
     summary["summary_uri"] = results.write_summary(run_plan.output, config.storage.options, summary)
     return summary
