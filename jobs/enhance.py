@@ -11,6 +11,7 @@ job cannot run (bad config, no input, unreachable storage).
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import logging
 import sys
@@ -31,6 +32,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="enhance config YAML (default conf/enhance.yaml)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     parser.add_argument("--address", help="Ray cluster to join (default: RAY_ADDRESS, else a local Ray)")
+    parser.add_argument("--since", type=_date, help="only inputs modified at or after this date/time (ISO, UTC)")
+    parser.add_argument("--dry-run", action="store_true", help="list what would run and predicted routes for a sample; process nothing")
+
+
+def _date(text: str) -> dt.datetime:
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO date/time: {text!r}") from None
+    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+
+
+def _dry_run(plan, config, routes) -> int:
+    print(f"dry run {plan.run_id}: {len(plan.sources)} sources to read, {plan.unchanged} unchanged archives skipped, "
+          f"{sum(len(v) for v in plan.done.values())} rows from earlier runs")
+    for src in plan.sources:
+        print(f"  {src.kind:5} {storage.redact(src.url)} -> {src.stem}/ ({src.size} bytes"
+              + (f", {len(src.members)} files)" if src.kind == "loose" else ")"))
+    print("predicted routes for a sample:")
+    for row in flow.preview(plan, config, routes):
+        route = row["enhancer"] or f"{row['status']}: {row['error']}"
+        print(f"  {row['key']}: {row['degradation']} ({row['degradation_score'] or 0:.2f}) -> {route}")
+    return 0
 
 
 def _defaults(args: argparse.Namespace) -> None:
@@ -59,7 +83,9 @@ def main(args: argparse.Namespace) -> int:
         config, routes = load_enhance_config(args.config, args.overrides)
         flow.check(config, routes)
         _defaults(args)
-        plan = flow.plan(args.input, args.output, config, args.reference)
+        plan = flow.plan(args.input, args.output, config, args.reference, args.since, probe_output=not args.dry_run)
+        if args.dry_run:
+            return _dry_run(plan, config, routes)
     except (ConfigError, InputError, ValueError, OSError, KeyError) as exc:
         return _cannot_run(str(exc), args)
     except Exception as exc:  # storage clients raise their own types (botocore, aiohttp)

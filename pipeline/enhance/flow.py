@@ -8,6 +8,7 @@ progress and returns the run summary. Jobs call `run`; tests call both.
 from __future__ import annotations
 
 import collections
+import datetime as dt
 import logging
 import time
 import uuid
@@ -27,7 +28,8 @@ from pipeline.enhance.route import enhancers_in, route_batch
 from pipeline.enhance.write import write_batch
 from pipeline.io import results, storage
 from pipeline.io.datasource import ArchiveDatasource
-from pipeline.io.readers import ReadLimits
+from pipeline.io.readers import ARCHIVE_ROW, ReadLimits, iter_members
+from pipeline.io.schema import to_table
 from pipeline.io.reference import ReferenceIndex
 from pipeline.io.sources import Source, expand_inputs
 
@@ -41,23 +43,29 @@ class RunPlan:
     output: str
     reference: ReferenceIndex | None
     done: dict
+    unchanged: int = 0  # archives skipped unopened: read completely by an earlier run, unchanged since
 
 
 def new_run_id() -> str:
     return time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
 
 
-def plan(inputs: Sequence[str], output: str, config: EnhanceConfig, reference: str | None = None) -> RunPlan:
+def plan(inputs: Sequence[str], output: str, config: EnhanceConfig, reference: str | None = None,
+         since: dt.datetime | None = None, probe_output: bool = True) -> RunPlan:
     """Resolve inputs and earlier results on the driver; raises on unusable input/output."""
     options = config.storage.options
     output = storage.normalize_url(output)
-    sources = expand_inputs(inputs, options, config.read.files_per_task)
+    sources = expand_inputs(inputs, options, config.read.files_per_task, since)
     for src in sources:
         if storage.is_within(output, src.url) and src.kind == "loose":
             raise ValueError(f"the output {storage.redact(output)} lies inside the input {storage.redact(src.url)}")
     ref = ReferenceIndex(reference, options) if reference else None
-    results.check_writable(output, options)
-    return RunPlan(new_run_id(), sources, output, ref, results.done_by_stem(output, options))
+    if probe_output:  # a dry run writes nothing
+        results.check_writable(output, options)
+    marks = results.completed_sources(output, options)
+    todo = [s for s in sources if s.kind == "loose" or marks.get(storage.redact(s.url)) != s.fingerprint]
+    done = results.done_by_stem(output, options)
+    return RunPlan(new_run_id(), todo, output, ref, done, unchanged=len(sources) - len(todo))
 
 
 def check(config: EnhanceConfig, routes: RoutesConf) -> None:
@@ -111,6 +119,26 @@ def build_dataset(run: RunPlan, config: EnhanceConfig, routes: RoutesConf) -> Da
     return ds.map_batches(write_batch, fn_kwargs=out, batch_format="pyarrow", num_cpus=config.output.num_cpus)
 
 
+def preview(run_plan: RunPlan, config: EnhanceConfig, routes: RoutesConf, sample: int = 8) -> list[dict]:
+    """Predicted routes for the first `sample` pending members, in this process (no Ray):
+    the same decode, classify and route functions the run uses."""
+    limits = ReadLimits(max_member_bytes=config.limits.max_member_bytes)
+    rows: list[dict] = []
+    for source in run_plan.sources:
+        done = run_plan.done.get(source.stem, {})
+        for row in iter_members(source, config.storage.options, limits):
+            if done.get(row["key"], "-") != row.get("input_sha256"):
+                rows.append(row)
+            if len(rows) >= sample:
+                break
+        if len(rows) >= sample:
+            break
+    table = decode_batch(to_table(rows), config.limits.max_pixels)
+    table = route_batch(classify_batch(table, config.classify.max_side), routes)
+    columns = ["key", "status", "error", "degradation", "degradation_score", "enhancer", "route_reason"]
+    return table.select(columns).to_pylist()
+
+
 class Progress:
     """Counts rows by status and route; logs a line every `every` seconds."""
 
@@ -120,10 +148,13 @@ class Progress:
         self.status: collections.Counter = collections.Counter()
         self.routes: collections.Counter = collections.Counter()
         self.pixels = 0
+        self.broken: set[str] = set()  # sources whose archive failed mid-stream
 
     def add(self, table) -> None:
-        rows = table.select(["status", "enhancer", "height", "width"]).to_pylist()
+        rows = table.select(["status", "enhancer", "height", "width", "member", "source"]).to_pylist()
         for row in rows:
+            if row["member"] == ARCHIVE_ROW:
+                self.broken.add(row["source"])
             self.status[row["status"]] += 1
             self.routes[row["enhancer"] or "-"] += 1
             self.pixels += (row["height"] or 0) * (row["width"] or 0)
@@ -142,6 +173,7 @@ class Progress:
             "seconds": round(elapsed, 2), "images_per_s": round(self.rate(), 3),
             "megapixels_per_s": round(self.pixels / 1e6 / max(elapsed, 1e-9), 3),
             "rows_of_earlier_runs": sum(len(v) for v in run.done.values()),
+            "archives_unchanged_skipped": run.unchanged,
         }
 
 
@@ -155,6 +187,9 @@ def run(run_plan: RunPlan, config: EnhanceConfig, routes: RoutesConf, progress_e
         writer.add(batch)
         progress.add(batch)
     writer.flush()
+    marks = {storage.redact(s.url): s.fingerprint for s in run_plan.sources
+             if s.kind != "loose" and storage.redact(s.url) not in progress.broken}
+    results.mark_sources(run_plan.output, config.storage.options, run_plan.run_id, marks)
     summary = progress.summary(run_plan)
     report = audit(run_plan.output, config.storage.options)
     summary["audit"] = {"invariant_holds": report.ok, "rows_in_output": report.rows,

@@ -10,6 +10,7 @@ because a member counts as done only once its row is in a part file.
 from __future__ import annotations
 
 import json
+import posixpath
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -90,6 +91,24 @@ def done_by_stem(output: str, options: Mapping[str, Any] | None) -> dict[str, di
     for key, sha in zip(table["key"].to_pylist(), table["input_sha256"].to_pylist()):
         done.setdefault(key.split("/", 1)[0], {})[key] = sha
     return done
+
+
+def completed_sources(output: str, options: Mapping[str, Any] | None) -> dict[str, str]:
+    """{archive URL: fingerprint} of archives earlier runs read to the end without error."""
+    fs, path = storage.filesystem(results_url(output), options)
+    if not fs.exists(path):
+        return {}
+    marks: dict[str, str] = {}
+    for name in sorted(p for p in fs.find(path) if posixpath.basename(p).startswith("sources-")):
+        marks.update(json.loads(fs.cat_file(name)))
+    return marks
+
+
+def mark_sources(output: str, options: Mapping[str, Any] | None, run_id: str, marks: dict[str, str]) -> None:
+    """Record archives this run read completely; the next run skips them while unchanged."""
+    if marks:
+        fs, path = storage.filesystem(results_url(output), options)
+        fs.pipe_file(f"{path}/sources-{run_id}.json", json.dumps(marks, indent=1, sort_keys=True).encode())
 
 
 def write_summary(output: str, options: Mapping[str, Any] | None, summary: dict) -> str:

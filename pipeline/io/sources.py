@@ -8,9 +8,10 @@ split into chunks so that big prefixes still read in parallel. Every source gets
 
 from __future__ import annotations
 
+import datetime as dt
 import posixpath
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pipeline.io import storage
@@ -30,6 +31,7 @@ class Source:
     stem: str  # output folder under <output>
     members: tuple[str, ...] = ()  # loose only: paths relative to `url`
     size: int = 0  # bytes on storage (for Ray's size estimates)
+    fingerprint: str = ""  # size + modification time / ETag: unchanged archives are skipped
 
 
 def archive_kind(path: str) -> str | None:
@@ -56,32 +58,48 @@ def _glob_root(path: str) -> str:
     return head.rsplit("/", 1)[0] if "/" in head else head
 
 
-def _list(url: str, options: Mapping[str, Any] | None) -> tuple[str, list[tuple[str, int]]]:
-    """(root path, [(file path, size)]) for a glob, a folder or a single file."""
+def modified(info: Mapping[str, Any]) -> dt.datetime | None:
+    """Modification time of a listing entry (local `mtime`, S3 `LastModified`), in UTC."""
+    value = info.get("mtime") or info.get("LastModified") or info.get("last_modified")
+    if isinstance(value, (int, float)):
+        return dt.datetime.fromtimestamp(value, dt.timezone.utc)
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    return None
+
+
+def _fingerprint(info: Mapping[str, Any]) -> str:
+    stamp = info.get("ETag") or info.get("etag") or (modified(info) and modified(info).isoformat())
+    return f"{int(info.get('size') or 0)}:{str(stamp or '').strip(chr(34))}"
+
+
+def _list(url: str, options: Mapping[str, Any] | None) -> tuple[str, list[tuple[str, dict]]]:
+    """(root path, [(file path, listing info)]) for a glob, a folder or a single file."""
     fs, path = storage.filesystem(url, options)
     if any(c in path for c in _GLOB_CHARS):
         found = fs.glob(path, detail=True)
-        files = [(p, int(i.get("size") or 0)) for p, i in found.items() if i.get("type") == "file"]
-        return _glob_root(path), sorted(files)
+        return _glob_root(path), sorted((p, i) for p, i in found.items() if i.get("type") == "file")
     if fs.isdir(path):
-        found = fs.find(path, detail=True)
-        return path, sorted((p, int(i.get("size") or 0)) for p, i in found.items())
+        return path, sorted(fs.find(path, detail=True).items())
     if fs.isfile(path):
-        return posixpath.dirname(path), [(path, int(fs.size(path) or 0))]
+        return posixpath.dirname(path), [(path, fs.info(path))]
     raise InputError(f"input not found: {storage.redact(url)}")
 
 
-def _sources_of(url: str, options, files_per_task: int) -> list[Source]:
+def _sources_of(url: str, options, files_per_task: int, since: dt.datetime | None) -> list[Source]:
     fs, _ = storage.filesystem(url, options)
     root, files = _list(url, options)
     if not files:
         raise InputError(f"input matches no files: {storage.redact(url)}")
+    if since is not None:
+        files = [(p, i) for p, i in files if (modified(i) or since) >= since]
     sources = [
-        Source(archive_kind(p), _rebuild_url(url, fs, p), archive_stem(p), size=s)
-        for p, s in files
+        Source(archive_kind(p), _rebuild_url(url, fs, p), archive_stem(p), size=int(i.get("size") or 0),
+               fingerprint=_fingerprint(i))
+        for p, i in files
         if archive_kind(p)
     ]
-    loose = [(posixpath.relpath(p, root), s) for p, s in files if not archive_kind(p)]
+    loose = [(posixpath.relpath(p, root), int(i.get("size") or 0)) for p, i in files if not archive_kind(p)]
     root_url, stem = _rebuild_url(url, fs, root), posixpath.basename(root.rstrip("/")) or "files"
     for i in range(0, len(loose), files_per_task):
         chunk = loose[i : i + files_per_task]
@@ -99,17 +117,21 @@ def _unique_stems(sources: list[Source]) -> list[Source]:
             n += 1
             stem = f"{src.stem}-{n}"
         owner[stem] = src.url
-        out.append(Source(src.kind, src.url, stem, src.members, src.size))
+        out.append(replace(src, stem=stem))
     return out
 
 
 def expand_inputs(
-    urls: Sequence[str], options: Mapping[str, Any] | None = None, files_per_task: int = 64
+    urls: Sequence[str], options: Mapping[str, Any] | None = None, files_per_task: int = 64,
+    since: dt.datetime | None = None,
 ) -> list[Source]:
-    """Every input URL (glob, folder, archive or image file) -> sources, in a stable order."""
+    """Every input URL (glob, folder, archive or image file) -> sources, in a stable order.
+
+    `since` keeps only files modified at or after it (archives by their own time, loose
+    images by theirs)."""
     if not urls:
         raise InputError("no input given")
     sources = []
     for url in urls:
-        sources.extend(_sources_of(storage.normalize_url(url), options, files_per_task))
+        sources.extend(_sources_of(storage.normalize_url(url), options, files_per_task, since))
     return _unique_stems(sources)

@@ -1,0 +1,81 @@
+"""Scheduled runs over a growing archive folder: each run does only what is new."""
+
+import datetime as dt
+import os
+import tarfile
+
+import pytest
+
+from jobs import cli
+from pipeline.config import load_enhance_config
+from pipeline.enhance import flow
+from pipeline.io import results
+from tests.conftest import add_tar_member, noisy, png_bytes, small
+
+pytestmark = pytest.mark.integration
+
+
+def _archive(path, names):
+    with tarfile.open(path, "w") as tar:
+        for name in names:
+            add_tar_member(tar, name, png_bytes(noisy(small(name.split(".")[0], 64))))
+
+
+@pytest.fixture(autouse=True)
+def _one_route(tmp_path_factory):
+    """One enhancer pool instead of eight: these tests are about what runs, not how."""
+    conf = tmp_path_factory.mktemp("conf")
+    (conf / "routes.yaml").write_text("rules:\n  - {degradation: noise, enhancer: nlmeans}\n")
+    (conf / "enhance.yaml").write_text("routes: routes.yaml\n")
+    global CONFIG
+    CONFIG = str(conf / "enhance.yaml")
+
+
+def _run(inputs, output, since=None):
+    config, routes = load_enhance_config(CONFIG)
+    return flow.run(flow.plan(inputs, str(output), config, since=since), config, routes)
+
+
+def test_second_scheduled_run_processes_only_the_new_archive(ray_cluster, tmp_path):
+    archives, out = tmp_path / "archives", tmp_path / "out"
+    archives.mkdir()
+    _archive(archives / "day1.tar", ["camera.png", "moon.png"])
+    first = _run([str(archives / "*.tar")], out)
+    _archive(archives / "day2.tar", ["coins.png"])
+    second = _run([str(archives / "*.tar")], out)
+    assert first["rows"] == 2 and first["archives_unchanged_skipped"] == 0
+    assert second["rows"] == 1 and second["archives_unchanged_skipped"] == 1  # day1 not even opened
+    keys = sorted(results.read_results(str(out), None, ["key"])["key"].to_pylist())
+    assert keys == ["day1/camera.png", "day1/moon.png", "day2/coins.png"]
+
+
+def test_changed_archive_is_read_again_but_done_members_are_not_redone(ray_cluster, tmp_path):
+    archives, out = tmp_path / "archives", tmp_path / "out"
+    archives.mkdir()
+    _archive(archives / "a.tar", ["camera.png"])
+    _run([str(archives)], out)
+    _archive(archives / "a.tar", ["camera.png", "moon.png"])  # the archive grew
+    second = _run([str(archives)], out)
+    assert second["rows"] == 1 and second["archives_unchanged_skipped"] == 0
+
+
+def test_since_skips_older_archives(ray_cluster, tmp_path):
+    archives, out = tmp_path / "archives", tmp_path / "out"
+    archives.mkdir()
+    _archive(archives / "old.tar", ["camera.png"])
+    _archive(archives / "new.tar", ["moon.png"])
+    old = dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc).timestamp()
+    os.utime(archives / "old.tar", (old, old))
+    summary = _run([str(archives)], out, since=dt.datetime(2021, 1, 1, tzinfo=dt.timezone.utc))
+    assert summary["rows"] == 1
+    assert results.read_results(str(out), None, ["key"])["key"].to_pylist() == ["new/moon.png"]
+
+
+def test_dry_run_lists_and_predicts_without_writing(tmp_path, capsys):
+    archives = tmp_path / "archives"
+    archives.mkdir()
+    _archive(archives / "day1.tar", ["camera.png"])
+    assert cli.main(["run", "--input", str(archives), "--output", str(tmp_path / "out"), "--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    assert "day1/camera.png: noise" in printed and "-> nlmeans" in printed
+    assert not (tmp_path / "out").exists()
