@@ -139,3 +139,27 @@ def test_tiny_and_flat_images_do_not_fail():
         result = detect(image)
         assert result.degradation in DEGRADATIONS
         assert all(math.isfinite(v) for v in result.stats.values())
+
+
+def test_dark_and_noisy_is_low_light_not_noise():
+    """Precedence: under-exposed images carry amplified sensor noise; low light wins."""
+    result = detect(_noisy(_dark(_gray()), 12.0))
+    assert result.scores["noise"] >= 0.5
+    assert result.degradation == "low_light"
+
+
+def test_bench_confusion_accuracy_and_calibration():
+    from pipeline.bench import detector as bench
+
+    rows = [{"label": "noise", "predicted": "noise"}, {"label": "noise", "predicted": "clean"},
+            {"label": "clean", "predicted": "clean"}]
+    labels, matrix = bench.confusion(rows)
+    assert labels == ("clean", "noise")
+    assert matrix.tolist() == [[1, 0], [1, 1]]
+    assert bench.accuracy(rows) == pytest.approx(2 / 3)
+    assert "| noise | 0.50 | 1.00 | 2 |" in bench.markdown(rows)
+    examples = [("clean", _gray()), ("noise", _noisy(_gray(), 20.0)), ("jpeg", _jpeg(_gray()))]
+    rows = [{"label": label, "stats": detect(image).stats} for label, image in examples]
+    tuned = bench.calibrate(rows, rounds=1)
+    assert set(tuned) == set(detector.RULES)
+    assert bench._objective(rows, tuned) >= bench._objective(rows, detector.RULES)
