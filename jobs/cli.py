@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from jobs import audit, benchmark, degrade, enhance
+from jobs import audit, benchmark, degrade, enhance, train
 
 # Subcommand -> job module; each module has add_arguments(parser) and main(args).
-COMMANDS = {"run": enhance, "benchmark": benchmark, "degrade": degrade, "audit": audit}
+COMMANDS = {"run": enhance, "benchmark": benchmark, "degrade": degrade, "audit": audit, "train": train}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,7 +23,8 @@ def init(address: str | None = None, *, quiet: bool = True) -> None:
         address=address,
         logging_level=logging.WARNING if quiet else logging.INFO,
         log_to_driver=True,
-        include_dashboard=False if address is None else None,
+        # The dashboard process also serves the state API Ray Train v2 polls every second.
+        include_dashboard=None,
         configure_logging=True,
     )
     context = ray.data.DataContext.get_current()

@@ -6,6 +6,10 @@ Models are logged as their state_dict plus a JSON of the architecture (see
 `pipeline.models.weights`), registered with `create_model_version` on the run's artifact
 folder, and loaded back with `torch.load(weights_only=True)`: no pickled code crosses the
 registry. Param values are flattened config with secrets removed.
+
+Training runs are found again by a tag holding the train job's run name, so a resumed job
+(or a Ray Train worker group restarted after a failure) logs into the same MLflow run;
+workers log through `log_metrics` with an explicit run id and URI (no global active run).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any
 from pipeline.io.storage import redact
 
 DEFAULT_EXPERIMENT = "imgenhance"
+RUN_NAME_TAG = "imgenhance.run_name"
 _SECRET_KEY = re.compile(r"secret|token|password|(^|_)key$", re.IGNORECASE)
 
 
@@ -52,6 +57,80 @@ def flat_params(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
         else:
             out[name] = redact(str(value))[:500]
     return out
+
+
+def find_run(experiment: str, run_name: str) -> str | None:
+    """Id of the newest run of `experiment` tagged with train run name `run_name`, or None."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        return None
+    runs = client.search_runs([exp.experiment_id], filter_string=f"tags.`{RUN_NAME_TAG}` = '{run_name}'",
+                              order_by=["attributes.start_time DESC"], max_results=1)
+    return runs[0].info.run_id if runs else None
+
+
+def start_or_resume(experiment: str, run_name: str, run_id: str | None = None,
+                    tags: Mapping[str, str] | None = None) -> tuple[str, bool]:
+    """(run id, resumed): the given run, else the run tagged `run_name`, else a new run.
+
+    A resumed run is marked RUNNING again; end it with `end_run`.
+    """
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    run_id = run_id or find_run(experiment, run_name)
+    if run_id is not None:
+        client.update_run(run_id, status="RUNNING")
+        return run_id, True
+    exp = client.get_experiment_by_name(experiment)
+    run = client.create_run(exp.experiment_id, run_name=run_name, tags={RUN_NAME_TAG: run_name, **dict(tags or {})})
+    return run.info.run_id, False
+
+
+def log_params_once(run_id: str, params: Mapping[str, str]) -> dict[str, str]:
+    """Log params not yet on the run; MLflow params are immutable, so values that changed
+    (e.g. train.epochs raised on resume) are recorded as tags `changed.<key>` = 'old -> new'.
+    Returns the changed keys."""
+    from mlflow import MlflowClient
+    from mlflow.entities import Param, RunTag
+
+    client = MlflowClient()
+    existing = client.get_run(run_id).data.params
+    new = [Param(k, v) for k, v in params.items() if k not in existing]
+    changed = {k: f"{existing[k]} -> {v}"[:5000] for k, v in params.items() if k in existing and existing[k] != v}
+    for start in range(0, len(new), 100):  # log_batch takes at most 100 params per call
+        client.log_batch(run_id, params=new[start : start + 100])
+    if changed:
+        client.log_batch(run_id, tags=[RunTag(f"changed.{k}", v) for k, v in changed.items()])
+    return changed
+
+
+def log_metrics(run_id: str, metrics: Mapping[str, float], step: int, uri: str | None = None) -> None:
+    """Log numeric metrics at `step` to a run by id (from any process, e.g. a Ray Train worker)."""
+    import time
+
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric
+
+    stamp = int(time.time() * 1000)
+    values = [Metric(k, float(v), stamp, step) for k, v in metrics.items() if isinstance(v, (int, float))]
+    MlflowClient(tracking_uri=uri or tracking_uri()).log_batch(run_id, metrics=values)
+
+
+def metric_steps(run_id: str, key: str, uri: str | None = None) -> set[int]:
+    """Steps at which metric `key` of the run is already logged."""
+    from mlflow import MlflowClient
+
+    return {m.step for m in MlflowClient(tracking_uri=uri or tracking_uri()).get_metric_history(run_id, key)}
+
+
+def end_run(run_id: str, status: str = "FINISHED") -> None:
+    from mlflow import MlflowClient
+
+    MlflowClient().set_terminated(run_id, status=status)
 
 
 def register(name: str, run_id: str, artifact_path: str, tags: Mapping[str, str] | None = None) -> str:

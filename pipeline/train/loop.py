@@ -1,0 +1,203 @@
+"""The supervised restoration loop run by every Ray Train worker (degraded -> clean).
+
+Data: one streaming pass over the train dataset covers all remaining epochs; an epoch is
+`steps_per_epoch` global batches, so the stream is cut into epochs by counting. Every
+worker reads the whole ordered stream and trains on its rows of each global batch, so the
+batches are the same on every run. After a worker-group restart the loop resumes from the
+latest checkpoint and skips the batches of the epochs it already has (crops only, no
+training), so every epoch sees its own crops.
+
+Per epoch rank 0 measures PSNR/SSIM on the fixed validation pairs, logs to MLflow (run id
+and URI come in the loop config: the workers may live on other machines) and reports a
+checkpoint; the other ranks report metrics only.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pipeline.metrics.fullref import psnr, ssim
+from pipeline.models import build, spec
+from pipeline.train import checkpoints
+from pipeline.train.data import model_inputs, validation_set
+
+log = logging.getLogger(__name__)
+
+
+def charbonnier(output: torch.Tensor, target: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
+    """Smooth L1 variant sqrt(d^2 + eps^2) (Lai et al.): robust like L1, differentiable at 0."""
+    return torch.sqrt((output - target) ** 2 + eps * eps).mean()
+
+
+LOSSES = {"l1": F.l1_loss, "mse": F.mse_loss, "charbonnier": charbonnier}
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The model inside a DistributedDataParallel wrapper (itself otherwise)."""
+    return getattr(model, "module", model)
+
+
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, batch: Mapping[str, torch.Tensor],
+               *, loss_fn, needs: Mapping[str, bool], bf16: bool, channels_last: bool,
+               grad_clip: float | None) -> float:
+    """One optimiser step; the forward pass under bf16 autocast when asked, the loss in fp32."""
+    inputs = model_inputs(batch, channels_last=channels_last, **needs)
+    with torch.autocast(inputs[0].device.type, dtype=torch.bfloat16, enabled=bf16):
+        output = model(*inputs)
+    loss = loss_fn(output.float(), batch["target"])
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip:
+        nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    return float(loss.detach())
+
+
+@torch.no_grad()
+def predict(model: nn.Module, pairs: Mapping[str, np.ndarray], *, needs: Mapping[str, bool],
+            batch_size: int = 16) -> np.ndarray:
+    """Model outputs (N, C, H, W) in [0, 1] for validation pairs, in fp32 (as inference runs)."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    outputs = []
+    for start in range(0, len(pairs["input"]), batch_size):
+        batch = {k: torch.from_numpy(v[start : start + batch_size]).to(device) for k, v in pairs.items()}
+        outputs.append(model(*model_inputs(batch, **needs)).clamp(0, 1).float().cpu().numpy())
+    model.train(was_training)
+    return np.concatenate(outputs)
+
+
+def evaluate(model: nn.Module, pairs: Mapping[str, np.ndarray], *, needs: Mapping[str, bool]) -> dict[str, float]:
+    """Mean PSNR (dB) and SSIM of the model on the validation pairs."""
+    outputs = predict(model, pairs, needs=needs)
+    targets = pairs["target"].transpose(0, 2, 3, 1)
+    outputs = outputs.transpose(0, 2, 3, 1)
+    return {"val_psnr": float(np.mean([psnr(t, o) for t, o in zip(targets, outputs)])),
+            "val_ssim": float(np.mean([ssim(t, o) for t, o in zip(targets, outputs)]))}
+
+
+def mean_over_workers(value: float) -> float:
+    """Average of a per-worker scalar over the process group (the value itself when alone)."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return value
+    t = torch.tensor([value], dtype=torch.float64)
+    dist.all_reduce(t)
+    return float(t.item()) / dist.get_world_size()
+
+
+def lr_at(epoch: int, train: Mapping[str, Any]) -> float:
+    """Learning rate of `epoch`: constant, or cosine from lr to lr_min over the run's epochs
+    (a function of the epoch only, so a resumed run continues the same schedule)."""
+    if train["lr_min"] is None or train["epochs"] <= 1:
+        return train["lr"]
+    progress = epoch / (train["epochs"] - 1)
+    return float(train["lr_min"] + 0.5 * (train["lr"] - train["lr_min"]) * (1 + np.cos(np.pi * progress)))
+
+
+def run_epoch(model, optimizer, batches: Iterator, steps: int, **step_kwargs) -> dict[str, float]:
+    """`steps` training steps from `batches`: mean loss, seconds, and seconds spent waiting for data."""
+    model.train()
+    start, waited, losses = time.perf_counter(), 0.0, []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        batch = next(batches)
+        waited += time.perf_counter() - t0
+        losses.append(train_step(model, optimizer, batch, **step_kwargs))
+    seconds = time.perf_counter() - start
+    return {"train_loss": float(np.mean(losses)), "epoch_seconds": seconds, "data_wait_seconds": waited,
+            "steps_per_s": steps / seconds, "compute_steps_per_s": steps / max(seconds - waited, 1e-9)}
+
+
+def my_slices(batches, rank: int, size: int) -> Iterator[dict[str, torch.Tensor]]:
+    """This rank's rows of every global batch (each worker reads the whole stream)."""
+    for batch in batches:
+        yield {k: v[rank * size : (rank + 1) * size] for k, v in batch.items()}
+
+
+def _setup(config: Mapping[str, Any]) -> tuple[nn.Module, torch.optim.Optimizer, int]:
+    """Model and optimiser on this worker, restored from the latest checkpoint if there is one."""
+    import ray.train
+
+    torch.manual_seed(config["data"]["seed"])  # the same initial weights on every rank
+    model = build(config["model"]["name"], **config["model"]["params"])
+    if config["train"]["channels_last"]:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config["train"]["lr"])
+    checkpoint = ray.train.get_checkpoint()
+    epoch = checkpoints.load_into(checkpoint, model, optimizer)["epoch"] if checkpoint else 0
+    return model, optimizer, epoch
+
+
+def train_loop(config: dict[str, Any]) -> None:
+    """Ray Train entry point; `config` is built by `pipeline.train.job.loop_config`."""
+    import ray.train
+    import ray.train.torch
+
+    if config["threads"]:
+        torch.set_num_threads(config["threads"])
+    rank = ray.train.get_context().get_world_rank()
+    model, optimizer, epoch = _setup(config)
+    model = ray.train.torch.prepare_model(model)
+    s, t = spec(config["model"]["name"]), config["train"]
+    needs = {"needs_sigma": s.needs_sigma, "needs_mask": s.needs_mask}
+    step_kwargs = dict(loss_fn=LOSSES[t["loss"]], needs=needs, bf16=t["bf16"],
+                       channels_last=t["channels_last"], grad_clip=t["grad_clip"])
+    steps = config["steps_per_epoch"]
+    batches = my_slices(ray.train.get_dataset_shard("train").iter_torch_batches(
+        batch_size=config["batch_size"], drop_last=True), rank, config["worker_batch"])
+    for _ in range(max(0, epoch - config["data_start_epoch"]) * steps):
+        next(batches)  # epochs done before a worker-group restart: keep the stream aligned
+    val = validation_set(config["data"], config["val"]) if rank == 0 else None
+    # After a worker-group restart the epochs since the last registered checkpoint run again
+    # (with identical batches): their metrics are in MLflow already.
+    logged = _logged_epochs(config) if rank == 0 else set()
+    for epoch in range(epoch, t["epochs"]):
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(epoch, t)
+        metrics = {"epoch": epoch + 1, "lr": lr_at(epoch, t), **run_epoch(model, optimizer, batches, steps, **step_kwargs)}
+        metrics["train_loss"] = mean_over_workers(metrics["train_loss"])
+        _report(model, optimizer, epoch, metrics, config, val if rank == 0 else None, needs, epoch not in logged)
+
+
+def _logged_epochs(config: Mapping[str, Any]) -> set[int]:
+    from pipeline import tracking
+
+    try:
+        return tracking.metric_steps(config["run_id"], "train_loss", uri=config["tracking_uri"]) if config["run_id"] else set()
+    except Exception as exc:
+        log.warning("could not read the MLflow history: %s", exc)
+        return set()
+
+
+def _report(model, optimizer, epoch: int, metrics: dict[str, float], config: Mapping[str, Any],
+            val: Mapping[str, np.ndarray] | None, needs: Mapping[str, bool], log_metrics: bool = True) -> None:
+    """Rank 0 (`val` given): validate, log to MLflow, checkpoint. Everyone: ray.train.report."""
+    import ray.train
+
+    from pipeline import tracking
+
+    with tempfile.TemporaryDirectory() as folder:
+        checkpoint = None
+        if val is not None:
+            metrics.update(evaluate(unwrap(model), val, needs=needs))
+            meta = {"model": config["model"], "mlflow_run_id": config["run_id"], "metrics": metrics}
+            checkpoints.write(folder, model=unwrap(model), optimizer=optimizer, epoch=epoch + 1, meta=meta)
+            checkpoint = ray.train.Checkpoint.from_directory(folder)
+            if config["run_id"] and log_metrics:
+                try:
+                    tracking.log_metrics(config["run_id"], metrics, step=epoch, uri=config["tracking_uri"])
+                except Exception as exc:  # a tracking outage must not kill the training run
+                    log.warning("MLflow logging of epoch %d failed: %s", epoch + 1, exc)
+        ray.train.report(metrics, checkpoint=checkpoint, checkpoint_dir_name=checkpoints.dir_name(epoch + 1))

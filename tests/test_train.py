@@ -1,0 +1,185 @@
+"""Train job: config checks, and real training on Ray Train against a real `mlflow server`.
+
+The integration tests share one MLflow server (module scope, its own process group) and
+one run: the smoke config trains 1 epoch with 2 DDP workers and registers a version, then
+`--resume` with 2 epochs continues the same checkpoints and the same MLflow run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import torch
+
+from pipeline.config import ConfigError
+from pipeline.train.config import TRAIN_CONF_DIR, load_train_config
+
+SMOKE = TRAIN_CONF_DIR / "smoke.yaml"
+
+
+def test_every_train_config_validates():
+    paths = sorted(TRAIN_CONF_DIR.glob("*.yaml"))
+    assert SMOKE in paths
+    for path in paths:
+        load_train_config(path)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("data.val=[BSD68]", "test set BSD68"),
+    ("data.clean=['/data/Set12[:5]']", "test set Set12"),
+    ("train.epochz=3", "valid keys here"),
+    ("tracking.alias=latest", "reserved"),
+    ("data.per_epoch=50", "multiple of train.batch_size"),
+    ("model.name=srresnet", "channels"),
+    ("data.steps=[{kind: gaussian_blurr}]", "unknown degradation"),
+    ("name=my run", "run name"),
+    ("model.name=inpaint;data.channels=3", "needs hole masks"),
+])
+def test_bad_configs_fail_with_the_reason(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_train_config(SMOKE, override.split(";"))
+
+
+def test_missing_shared_data_falls_back_and_overlap_is_refused(monkeypatch, tmp_path):
+    from pipeline.train.data import sources
+    from tests.conftest import png_bytes, small
+
+    monkeypatch.setenv("IMGENHANCE_DATA", str(tmp_path / "absent"))
+    clean, val = sources(load_train_config(SMOKE).data)
+    assert clean[0].startswith("skimage:") and val[0].startswith("skimage:")
+    for i in range(3):
+        (tmp_path / f"{i}.png").write_bytes(png_bytes(small("camera", 32)))
+    config = load_train_config(SMOKE, [f"data.clean=['{tmp_path}']", f"data.val=['{tmp_path}[2:]']"])
+    with pytest.raises(ValueError, match="also training images"):
+        sources(config.data)
+
+
+def test_cosine_schedule_runs_from_lr_to_lr_min():
+    from pipeline.train.loop import lr_at
+
+    train = {"lr": 1e-3, "lr_min": 1e-5, "epochs": 5}
+    assert lr_at(0, train) == pytest.approx(1e-3) and lr_at(4, train) == pytest.approx(1e-5)
+    assert type(lr_at(2, train)) is float  # numpy scalars would not reload with weights_only
+    assert lr_at(3, {**train, "lr_min": None}) == 1e-3
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory):
+    """`mlflow server` on 127.0.0.1 (sqlite + proxied artifacts) in its own process group."""
+    root = tmp_path_factory.mktemp("mlflow")
+    port = _free_port()
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    cmd = [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
+           "--workers", "1", "--backend-store-uri", f"sqlite:///{root}/mlflow.db",
+           "--serve-artifacts", "--artifacts-destination", str(root / "artifacts")]
+    log = open(root / "server.log", "wb")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(uri, proc, root / "server.log")
+        yield uri
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+
+
+def _wait_healthy(uri: str, proc: subprocess.Popen, log: Path, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"mlflow server exited: {log.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"{uri}/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise RuntimeError(f"mlflow server not healthy after {timeout} s: {log.read_text()[-2000:]}")
+
+
+@pytest.fixture(scope="module")
+def tracked(mlflow_server, ray_cluster, tmp_path_factory):
+    """The driver's MLflow URI (workers get it through the loop config and runtime env)."""
+    old = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_TRACKING_URI"] = mlflow_server
+    yield {"uri": mlflow_server, "storage": str(tmp_path_factory.mktemp("checkpoints"))}
+    if old is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = old
+
+
+def _job(tracked, *extra: str) -> argparse.Namespace:
+    from jobs import train
+
+    parser = argparse.ArgumentParser()
+    train.add_arguments(parser)
+    return parser.parse_args(["--config", str(SMOKE), "--storage", tracked["storage"], *extra])
+
+
+@pytest.fixture(scope="module")
+def first_run(tracked):
+    """Smoke config, 1 epoch, 2 DDP workers, registered and aliased."""
+    from pipeline.train.job import train
+
+    config = load_train_config(SMOKE, ["name=smoke-resume", f"storage_path={tracked['storage']}",
+                                       "tracking.experiment=test-train"])
+    return config, train(config)
+
+
+@pytest.mark.integration
+def test_smoke_run_registers_a_loadable_model(first_run, tmp_path):
+    from pipeline import tracking
+    from pipeline.models import model_inputs
+    from pipeline.models.weights import load_weights
+
+    config, summary = first_run
+    assert summary["version"] == "1" and not summary["resumed"]
+    assert summary["metrics"]["epoch"] == 1 and summary["metrics"]["val_psnr"] > 5
+    folder = tracking.download(f"models:/{config.tracking.register_as}@{config.tracking.alias}", str(tmp_path))
+    model = load_weights(folder / "weights.pt")
+    x = torch.rand(2, 1, 24, 24)
+    with torch.no_grad():
+        y = model(*model_inputs(x, needs_sigma=True))
+    assert y.shape == x.shape and torch.isfinite(y).all()
+
+
+@pytest.mark.integration
+def test_taken_name_needs_resume_then_resume_continues_the_same_run(first_run, tracked, capsys):
+    from mlflow import MlflowClient
+
+    from jobs import train
+
+    config, first = first_run
+    common = ["--set", "name=smoke-resume", "--set", "tracking.experiment=test-train"]
+    assert train.main(_job(tracked, *common)) == 2
+    assert "pass --resume" in capsys.readouterr().err
+    assert train.main(_job(tracked, *common, "--set", "train.epochs=2", "--resume")) == 0
+    client = MlflowClient(tracked["uri"])
+    history = client.get_metric_history(first["run_id"], "val_psnr")
+    assert sorted(m.step for m in history) == [0, 1]
+    run = client.get_run(first["run_id"])
+    assert run.info.status == "FINISHED" and run.data.tags["changed.train.epochs"] == "1 -> 2"
+    version = client.get_model_version_by_alias(config.tracking.register_as, config.tracking.alias)
+    assert version.version == "2" and version.run_id == first["run_id"] and version.tags["epoch"] == "2"
+    artifacts = {a.path for a in client.list_artifacts(first["run_id"], "figures/epoch_00002")}
+    assert {"figures/epoch_00002/before_after.png", "figures/epoch_00002/curves.png"} <= artifacts
