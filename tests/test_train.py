@@ -183,3 +183,29 @@ def test_taken_name_needs_resume_then_resume_continues_the_same_run(first_run, t
     assert version.version == "2" and version.run_id == first["run_id"] and version.tags["epoch"] == "2"
     artifacts = {a.path for a in client.list_artifacts(first["run_id"], "figures/epoch_00002")}
     assert {"figures/epoch_00002/before_after.png", "figures/epoch_00002/curves.png"} <= artifacts
+
+
+@pytest.mark.integration
+def test_enhance_job_uses_the_registered_model_by_alias(first_run, tracked, tmp_path):
+    """A route to `models:/<name>@<alias>`: rows record the pinned version it resolved to."""
+    from pipeline.config import load_enhance_config
+    from pipeline.enhance import flow
+    from pipeline.io import results
+    from tests.conftest import noisy, png_bytes, small
+
+    config, summary = first_run
+    ref = f"models:/{config.tracking.register_as}@{config.tracking.alias}"
+    (tmp_path / "routes.yaml").write_text("rules:\n  - {degradation: noise, enhancer: denoise_net}\n")
+    (tmp_path / "enhance.yaml").write_text(
+        "routes: routes.yaml\nenhancers:\n  denoise_net: {kind: learned, params: {model: '" + ref + "'}}\n")
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "cam.png").write_bytes(png_bytes(noisy(small("camera", 64), 30)))
+    enhance_config, routes = load_enhance_config(tmp_path / "enhance.yaml")
+    flow.check(enhance_config, routes)
+    flow.run(flow.plan([str(tmp_path / "in")], str(tmp_path / "out"), enhance_config), enhance_config, routes)
+    row = results.read_results(str(tmp_path / "out"), None).to_pylist()[0]
+    from mlflow import MlflowClient
+
+    current = MlflowClient(tracked["uri"]).get_model_version_by_alias(config.tracking.register_as, config.tracking.alias)
+    assert row["status"] == "ok" and row["enhancer"] == "denoise_net", row
+    assert row["model"] == f"models:/{config.tracking.register_as}/{current.version}"

@@ -36,7 +36,12 @@ def resolved_params(kind: str, params: dict, threads: int) -> dict:
     on the driver (all actors load the same one) and its threads set from its CPUs."""
     if kind != "learned":
         return dict(params)
-    return {**params, "model": pin_reference(params["model"], params.get("tracking_uri")), "threads": threads}
+    params = {**params, "model": pin_reference(params["model"], params.get("tracking_uri")), "threads": threads}
+    if params["model"].startswith("models:/") and not params.get("tracking_uri"):
+        from pipeline.tracking import tracking_uri
+
+        params["tracking_uri"] = tracking_uri()  # actors do not share the driver's env or cwd
+    return params
 
 
 def _resize_alpha(alpha: np.ndarray, scale: int) -> np.ndarray:
