@@ -15,7 +15,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from pipeline.bench import classical, detector, pairs, realism
+from pipeline.bench import classical, denoise, detector, pairs, realism
 from pipeline.bench.report import render, write_suite
 from pipeline.config import CONF_DIR, load_yaml
 from pipeline.datasets import REPO_ROOT
@@ -25,6 +25,7 @@ log = logging.getLogger("imgenhance.bench")
 # name -> (description, run(conf, seed) -> rows, summarize(table) -> markdown)
 SUITES = {
     "classical": ("classical enhancers on their own degradation", classical.run, classical.summarize),
+    "denoise-gray": ("gray denoisers against the published BSD68 table", denoise.run, denoise.summarize),
     "detector": ("statistics-based degradation detector accuracy", detector.run, detector.summarize),
     "pairs": ("paired-data builder rate", pairs.run, pairs.summarize),
     "realism": ("synthetic weather vs real weather data", realism.run, realism.summarize),

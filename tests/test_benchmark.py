@@ -30,3 +30,21 @@ def test_unknown_suite_exits_2(tmp_path):
     args = argparse.Namespace(suite=["nope"], config=benchmark.CONF_DIR / "benchmarks.yaml", report_only=False,
                               report=str(tmp_path / "B.md"))
     assert benchmark.main(args) == 2
+
+
+def test_denoise_suite_protocols_and_published_rows(tmp_path, monkeypatch):
+    from pipeline.bench import denoise
+
+    data = tmp_path / "data" / "BSD68"
+    data.mkdir(parents=True)
+    for name in ("camera", "moon"):
+        (data / f"{name}.png").write_bytes(png_bytes(small(name, 64)))
+    monkeypatch.setenv("IMGENHANCE_DATA", str(tmp_path / "data"))
+    conf = {"datasets": ["BSD68"], "sigmas": [15, 25, 50], "protocols": ["float", "8bit"], "models": ["bilateral"]}
+    rows = denoise.run(conf, 0)
+    assert len(rows) == 2 * 3 * 2
+    assert all(r["psnr"] > r["psnr_input"] for r in rows)
+    import pyarrow as pa
+
+    text = denoise.summarize(pa.Table.from_pylist(rows))
+    assert "DnCNN (published)" in text and "| classical:bilateral |" in text
