@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from pipeline import tracking
+from pipeline.datasets import data_root
 from pipeline.enhance.learned import BUNDLED_DIR
 from pipeline.models.weights import load_weights, read_meta, sidecar_path
 
@@ -29,7 +30,10 @@ def export(ref: str, name: str, folder: Path = BUNDLED_DIR) -> Path:
     load_weights(source)  # refuses anything but a plain state_dict of the named architecture
     meta = read_meta(source)
     run_id = mlflow.MlflowClient().get_model_version(registered, version).run_id
-    meta["extra"] = {**meta.get("extra", {}), "registered": f"models:/{registered}/{version}", "mlflow_run_id": run_id}
+    extra = {**meta.get("extra", {}), "registered": f"models:/{registered}/{version}", "mlflow_run_id": run_id}
+    root = str(data_root()) + "/"  # no machine paths in the package: data names relative to IMGENHANCE_DATA
+    extra["data"] = [d.replace(root, "") for d in extra.get("data", [])]
+    meta["extra"] = extra
     target = folder / f"{name}.pt"
     shutil.copyfile(source, target)
     sidecar_path(target).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
