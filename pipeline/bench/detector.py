@@ -1,6 +1,6 @@
 """How well the statistics detector names synthetic degradations of held-out clean images.
 
-Measure:   ``.venv/bin/python -m pipeline.bench.detector --data /work/shared/data --out /tmp/detector.parquet``
+Measure:   ``.venv/bin/python -m pipeline.bench.detector --out /tmp/detector.parquet`` (data: IMGENHANCE_DATA)
 Calibrate: ``.venv/bin/python -m pipeline.bench.detector --calibrate --per-label 2 --out /tmp/calib.parquet``
 
 Every clean image gets each label `per_label` times (clean once), drawn by
