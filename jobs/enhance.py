@@ -16,7 +16,7 @@ import json
 import logging
 import sys
 
-from pipeline import raycluster
+from pipeline import raycluster, tracking
 from pipeline.config import ConfigError, load_enhance_config
 from pipeline.enhance import flow
 from pipeline.io import storage
@@ -93,6 +93,10 @@ def main(args: argparse.Namespace) -> int:
     log.info("run %s: %d sources -> %s", plan.run_id, len(plan.sources), storage.redact(plan.output))
     raycluster.init(args.address or config.ray.address)
     summary = flow.run(plan, config, routes)
+    if config.tracking.enabled:
+        params = {"inputs": [storage.redact(u) for u in args.input], "output": storage.redact(plan.output),
+                  "config": config.model_dump(exclude={"storage"}), "routes": routes.model_dump()}
+        summary["mlflow_run_id"] = tracking.log_enhance_run(summary, params, config.tracking.experiment)
     _print_summary(summary)
     log.debug(json.dumps(summary))
     return 0

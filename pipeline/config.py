@@ -77,6 +77,12 @@ class OutputConf(Strict):
     num_cpus: float = Field(0.25, gt=0)
 
 
+class TrackingConf(Strict):
+    enabled: bool = True
+    """Log every enhance run to MLflow (MLFLOW_TRACKING_URI, default ./mlflow.db)."""
+    experiment: str = "imgenhance-enhance"
+
+
 class RayConf(Strict):
     address: str | None = None
     """Existing cluster to join (also RAY_ADDRESS / --address); None starts a local one."""
@@ -92,6 +98,7 @@ class EnhanceConfig(Strict):
     enhancers: dict[str, EnhancerConf] = Field(default_factory=dict)
     """Per-enhancer resources and constructor params; enhancers not listed get defaults."""
     output: OutputConf = OutputConf()
+    tracking: TrackingConf = TrackingConf()
     ray: RayConf = RayConf()
 
     def enhancer(self, name: str) -> EnhancerConf:

@@ -173,3 +173,20 @@ def download(ref: str, dest: str | None = None) -> Path:
 
     name, version = resolve_version(ref)
     return Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version}", dst_path=dest))
+
+
+def log_enhance_run(summary: Mapping[str, Any], params: Mapping[str, Any], experiment: str) -> str:
+    """One MLflow run per enhance run: frozen config and inputs as params, counts and rates as
+    metrics, the summary JSON as an artifact. Returns the MLflow run id."""
+    import mlflow
+
+    setup(experiment)
+    with mlflow.start_run(run_name=str(summary["run_id"])) as run:
+        mlflow.log_params(flat_params(params))
+        metrics = {"rows": summary["rows"], "images_per_s": summary["images_per_s"],
+                   "megapixels_per_s": summary["megapixels_per_s"], "seconds": summary["seconds"]}
+        metrics.update({f"status.{k}": v for k, v in summary["by_status"].items()})
+        metrics.update({f"route.{k}": v for k, v in summary["by_route"].items() if k})
+        mlflow.log_metrics({k.replace("-", "none"): float(v) for k, v in metrics.items()})
+        mlflow.log_dict(dict(summary), "summary.json")
+        return run.info.run_id

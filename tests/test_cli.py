@@ -29,6 +29,7 @@ def test_unknown_enhancer_in_routes_exits_2(tmp_path, capsys):
 @pytest.mark.integration
 def test_run_without_arguments_enhances_the_sample(ray_cluster, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("IMGENHANCE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.chdir(tmp_path)
     assert cli.main(["run"]) == 0
     summary = json.loads((tmp_path / "out" / "_results" / "summary.json").read_text())
@@ -38,6 +39,12 @@ def test_run_without_arguments_enhances_the_sample(ray_cluster, tmp_path, monkey
     assert summary["rows"] == len(rows) == 12
     assert any(r["psnr_after"] is not None and r["psnr_after"] > r["psnr_before"] for r in rows)
     assert "by status" in capsys.readouterr().out
+    import mlflow  # the run is also an MLflow run in ./mlflow.db (cwd is tmp_path here)
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    logged = mlflow.search_runs(experiment_names=["imgenhance-enhance"])
+    assert len(logged) == 1 and logged["metrics.rows"].iloc[0] == 12
+    assert logged["params.routes.default"].iloc[0] == "passthrough"
 
 
 def test_unreachable_storage_exits_2_quickly(tmp_path, capsys, monkeypatch):
