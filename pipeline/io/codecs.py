@@ -78,12 +78,13 @@ def _orientation(im: Image.Image, fmt: str) -> int:
     return int(im.getexif().get(_EXIF_ORIENTATION, 1) or 1)
 
 
-def _header(data: bytes, fmt: str, max_pixels: int) -> int:
-    """Check the declared size against the limit without decoding; return the EXIF orientation."""
+def _header(data: bytes, fmt: str, max_pixels: int) -> tuple[int, str]:
+    """Check the declared size against the limit without decoding; return the EXIF
+    orientation and Pillow's mode (one header read serves both)."""
     try:
         with Image.open(io.BytesIO(data)) as im:
             _check_size(*im.size, max_pixels)
-            return _orientation(im, fmt)
+            return _orientation(im, fmt), im.mode
     except DecodeError:
         raise
     except Exception as exc:  # Pillow raises many types for bad headers
@@ -91,7 +92,7 @@ def _header(data: bytes, fmt: str, max_pixels: int) -> int:
             raise DecodeError(f"corrupt {fmt} header: {exc}") from exc
     width, height, orientation = _tiff_header(data)
     _check_size(width, height, max_pixels)
-    return orientation
+    return orientation, ""
 
 
 def _tiff_header(data: bytes) -> tuple[int, int, int]:
@@ -153,11 +154,6 @@ def _tiff_pixels(data: bytes) -> np.ndarray:
         return _opencv_pixels(data, "tiff")
 
 
-def _is_cmyk_jpeg(data: bytes) -> bool:
-    with Image.open(io.BytesIO(data)) as im:
-        return im.mode == "CMYK"
-
-
 def apply_orientation(pixels: np.ndarray, orientation: int) -> np.ndarray:
     """Rotate/flip per the EXIF orientation tag (1 = as stored), as Pillow's exif_transpose."""
     ops = {
@@ -188,8 +184,8 @@ def decode(data: bytes, max_pixels: int) -> Decoded:
     if fmt is None:
         raise DecodeError(f"not an image: unrecognised content (starts with {data[:8]!r})")
     _check_complete(data, fmt)
-    orientation = _header(data, fmt, max_pixels)
-    if fmt == "gif" or (fmt == "jpeg" and _is_cmyk_jpeg(data)):
+    orientation, mode = _header(data, fmt, max_pixels)
+    if fmt == "gif" or (fmt == "jpeg" and mode == "CMYK"):
         pixels = _pillow_pixels(data)
     elif fmt == "tiff":
         pixels = _tiff_pixels(data)
