@@ -81,7 +81,7 @@ def main(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
         config, routes = load_enhance_config(args.config, args.overrides)
-        flow.check(config, routes)
+        params = flow.check(config, routes)
         _defaults(args)
         plan = flow.plan(args.input, args.output, config, args.reference, args.since, probe_output=not args.dry_run)
         if args.dry_run:
@@ -92,7 +92,7 @@ def main(args: argparse.Namespace) -> int:
         return _cannot_run(f"storage unreachable or unusable: {type(exc).__name__}: {exc}", args)
     log.info("run %s: %d sources -> %s", plan.run_id, len(plan.sources), storage.redact(plan.output))
     raycluster.init(args.address or config.ray.address)
-    summary = flow.run(plan, config, routes)
+    summary = flow.run(plan, config, routes, params=params)
     if config.tracking.enabled:
         params = {"inputs": [storage.redact(u) for u in args.input], "output": storage.redact(plan.output),
                   "config": config.model_dump(exclude={"storage"}), "routes": routes.model_dump()}

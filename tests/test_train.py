@@ -201,8 +201,9 @@ def test_enhance_job_uses_the_registered_model_by_alias(first_run, tracked, tmp_
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "cam.png").write_bytes(png_bytes(noisy(small("camera", 64), 30)))
     enhance_config, routes = load_enhance_config(tmp_path / "enhance.yaml")
-    flow.check(enhance_config, routes)
-    flow.run(flow.plan([str(tmp_path / "in")], str(tmp_path / "out"), enhance_config), enhance_config, routes)
+    params = flow.check(enhance_config, routes)
+    flow.run(flow.plan([str(tmp_path / "in")], str(tmp_path / "out"), enhance_config), enhance_config, routes,
+             params=params)
     row = results.read_results(str(tmp_path / "out"), None).to_pylist()[0]
     from mlflow import MlflowClient
 

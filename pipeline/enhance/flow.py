@@ -68,28 +68,41 @@ def plan(inputs: Sequence[str], output: str, config: EnhanceConfig, reference: s
     return RunPlan(new_run_id(), todo, output, ref, done, unchanged=len(sources) - len(todo))
 
 
-def check(config: EnhanceConfig, routes: RoutesConf) -> None:
-    """Fail on the driver, before Ray starts, for an unknown enhancer name or a bad param."""
-    for name, conf in config.enhancers.items():
-        if (conf.kind or name) not in ENHANCERS:
-            raise ValueError(f"enhancers.{name} in the config: unknown enhancer; known: {sorted(ENHANCERS)}")
+def pinned_params(config: EnhanceConfig, routes: RoutesConf) -> dict[str, dict]:
+    """Constructor params per routed enhancer, model aliases pinned once for the whole run."""
+    out = {}
     for name in enhancers_in(routes):
         if name == PASSTHROUGH:
             continue
         conf = config.enhancer(name)
         try:
-            build_enhancer(conf.kind or name, resolved_params(conf.kind or name, conf.params, 1))
+            out[name] = resolved_params(conf.kind or name, conf.params, max(1, round(conf.num_cpus)))
+        except (KeyError, ValueError, FileNotFoundError) as exc:
+            raise ValueError(f"route to enhancer {name!r}: {exc}") from None
+    return out
+
+
+def check(config: EnhanceConfig, routes: RoutesConf) -> dict[str, dict]:
+    """Fail on the driver, before Ray starts, for an unknown enhancer name or a bad param;
+    returns the pinned params for `run`, so the checked versions are the ones that run."""
+    for name, conf in config.enhancers.items():
+        if (conf.kind or name) not in ENHANCERS:
+            raise ValueError(f"enhancers.{name} in the config: unknown enhancer; known: {sorted(ENHANCERS)}")
+    params = pinned_params(config, routes)
+    for name, kwargs in params.items():
+        try:
+            build_enhancer(config.enhancer(name).kind or name, kwargs)
         except (KeyError, TypeError, ValueError, FileNotFoundError) as exc:
             raise ValueError(f"route to enhancer {name!r}: {exc}") from None
+    return params
 
 
-def _enhance_stage(ds: Dataset, name: str, config: EnhanceConfig) -> Dataset:
+def _enhance_stage(ds: Dataset, name: str, config: EnhanceConfig, params: dict) -> Dataset:
     conf = config.enhancer(name)
     threads = max(1, round(conf.num_cpus))
-    kind = conf.kind or name
     return ds.map_batches(
         EnhanceActor,
-        fn_constructor_kwargs={"name": name, "kind": kind, "params": resolved_params(kind, conf.params, threads), "threads": threads},
+        fn_constructor_kwargs={"name": name, "kind": conf.kind or name, "params": params, "threads": threads},
         batch_format="pyarrow",
         batch_size=conf.batch_size,
         compute=ActorPoolStrategy(min_size=conf.min_actors, max_size=conf.max_actors),
@@ -98,7 +111,8 @@ def _enhance_stage(ds: Dataset, name: str, config: EnhanceConfig) -> Dataset:
     )
 
 
-def build_dataset(run: RunPlan, config: EnhanceConfig, routes: RoutesConf) -> Dataset:
+def build_dataset(run: RunPlan, config: EnhanceConfig, routes: RoutesConf, params: dict | None = None) -> Dataset:
+    params = params if params is not None else pinned_params(config, routes)
     limits = ReadLimits(max_member_bytes=config.limits.max_member_bytes)
     source = ArchiveDatasource(
         run.sources, options=config.storage.options, limits=limits, done_by_stem=run.done,
@@ -111,7 +125,7 @@ def build_dataset(run: RunPlan, config: EnhanceConfig, routes: RoutesConf) -> Da
     ds = ds.map_batches(route_batch, fn_kwargs={"routes": routes}, **task)
     for name in enhancers_in(routes):
         if name != PASSTHROUGH:
-            ds = _enhance_stage(ds, name, config)
+            ds = _enhance_stage(ds, name, config, params[name])
     ds = ds.map_batches(
         measure_batch, fn_kwargs={"reference": run.reference, "max_pixels": config.limits.max_pixels}, **task
     )
@@ -177,13 +191,14 @@ class Progress:
         }
 
 
-def run(run_plan: RunPlan, config: EnhanceConfig, routes: RoutesConf, progress_every: float = 10.0) -> dict:
+def run(run_plan: RunPlan, config: EnhanceConfig, routes: RoutesConf, progress_every: float = 10.0,
+        params: dict | None = None) -> dict:
     """Execute the flow; every finished row lands in a `_results/` part file. Returns the summary."""
     writer = results.ResultWriter(
         run_plan.output, run_plan.run_id, config.storage.options, config.output.rows_per_file, config.output.flush_seconds
     )
     progress = Progress(progress_every)
-    for batch in build_dataset(run_plan, config, routes).iter_batches(batch_format="pyarrow", batch_size=None):
+    for batch in build_dataset(run_plan, config, routes, params).iter_batches(batch_format="pyarrow", batch_size=None):
         writer.add(batch)
         progress.add(batch)
     writer.flush()
