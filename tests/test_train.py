@@ -210,3 +210,39 @@ def test_enhance_job_uses_the_registered_model_by_alias(first_run, tracked, tmp_
     current = MlflowClient(tracked["uri"]).get_model_version_by_alias(config.tracking.register_as, config.tracking.alias)
     assert row["status"] == "ok" and row["enhancer"] == "denoise_net", row
     assert row["model"] == f"models:/{config.tracking.register_as}/{current.version}"
+
+
+def test_init_from_must_hold_the_configured_architecture():
+    from pipeline.train.job import initial_weights
+
+    config = load_train_config(SMOKE, ["train.init_from=bundled:ffdnet_gray"])  # 12 x 64, smoke is 4 x 16
+    with pytest.raises(ConfigError, match="init_from bundled:ffdnet_gray"):
+        initial_weights(config, None)
+    config = load_train_config(SMOKE, ["train.init_from=bundled:ffdnet_gray", "model.params={features: 64, depth: 12}"])
+    state, pinned = initial_weights(config, None)
+    assert pinned.startswith("bundled:ffdnet_gray@sha256:") and state["body.0.weight"].shape[0] == 64
+
+
+@pytest.mark.integration
+def test_fresh_run_starts_from_init_from_weights(first_run, tracked):
+    """A new run with train.init_from = the first run's version and a vanishing learning rate
+    ends with (almost) that version's convolution weights, not a fresh initialisation."""
+    from mlflow import MlflowClient
+
+    from pipeline import tracking
+    from pipeline.models.weights import load_weights
+    from pipeline.train.job import train
+
+    config, first = first_run
+    ref = f"models:/{config.tracking.register_as}/{first['version']}"
+    start = load_weights(tracking.download(ref, tracked["storage"] + "/init") / "weights.pt").state_dict()
+    tuned_config = load_train_config(SMOKE, [
+        "name=smoke-init", f"storage_path={tracked['storage']}", "tracking.experiment=test-train",
+        f"train.init_from={ref}", "train.lr=1e-12", "tracking.register_as=null", "tracking.alias=null"])
+    tuned = train(tuned_config)
+    with (Path(tuned["checkpoint"]) / "state.pt").open("rb") as f:
+        end = torch.load(f, weights_only=True)["model"]
+    convs = [k for k, v in start.items() if k.endswith("weight") and v.ndim == 4]
+    assert convs and all(torch.allclose(start[k], end[k], atol=1e-6) for k in convs)
+    params = MlflowClient(tracked["uri"]).get_run(tuned["run_id"]).data.params
+    assert params["train.init_from_pinned"] == ref

@@ -208,16 +208,18 @@ class PairMaker:
     """
 
     def __init__(self, urls: Sequence[str], *, channels: int, crop: int, steps: Sequence[Mapping[str, Any]],
-                 seed: int, start: int = 0, scale: int = 1, options: Mapping[str, Any] | None = None) -> None:
+                 seed: int, start: int = 0, scale: int = 1, options: Mapping[str, Any] | None = None,
+                 labels: bool = True) -> None:
         self.images = load_clean(urls, channels, options)
         self.kwargs = dict(crop=crop, steps=list(steps), seed=seed, scale=scale)
-        self.start = start
+        self.start, self.labels = start, labels
 
     def __call__(self, batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         index = self.start + np.asarray(batch["id"], dtype=np.int64)
         pairs = [make_pair(self.images, index=int(i), **self.kwargs) for i in index]
         out = {key: np.stack([p[key] for p in pairs]) for key in pairs[0] if key != "labels"}
-        out["labels"] = np.array([p["labels"] for p in pairs], dtype=object)
+        if self.labels:
+            out["labels"] = np.array([p["labels"] for p in pairs], dtype=object)
         return {"index": index, **out}
 
 
@@ -230,9 +232,14 @@ def absolute(urls: Sequence[str]) -> list[str]:
 
 def paired_dataset(urls: Sequence[str], *, channels: int, crop: int, steps: Sequence[Mapping[str, Any]],
                    seed: int, start: int, count: int, scale: int = 1, num_cpus: float = 0.25,
-                   batch_size: int = 32, options: Mapping[str, Any] | None = None):
+                   batch_size: int = 32, options: Mapping[str, Any] | None = None, labels: bool = True):
     """Pairs start .. start + count - 1 as a streaming `ray.data.Dataset`: `ray.data.range(count)`
-    through one PairMaker actor, all with fractional CPUs so they never starve the trainers."""
+    through one PairMaker actor, all with fractional CPUs so they never starve the trainers.
+
+    `labels=False` leaves out the string column (tensors only, for training) inside the actor:
+    a `drop_columns` after it would be one more operator asking for a whole CPU, which inside
+    Ray Train never fits beside the trainers on a 2-CPU node (a long run hung waiting for it).
+    """
     import ray
 
     # ray.data.range itself, but its read tasks take `num_cpus` instead of a whole CPU: inside
@@ -242,7 +249,7 @@ def paired_dataset(urls: Sequence[str], *, channels: int, crop: int, steps: Sequ
 
     check_steps(steps)
     kwargs = dict(channels=channels, crop=crop, steps=list(steps), seed=seed, start=start,
-                  scale=scale, options=dict(options or {}))
+                  scale=scale, options=dict(options or {}), labels=labels)
     ids = ray.data.read_datasource(RangeDatasource(n=count, block_format="arrow", column_name="id"),
                                    num_cpus=num_cpus)
     return ids.map_batches(
@@ -257,7 +264,7 @@ def crops_per_second(urls: Sequence[str], *, count: int = 2000, channels: int = 
     steady (timed from the first batch)."""
     steps = steps if steps is not None else [{"kind": "gaussian_noise", "params": {"sigma": [0.0, 75.0]}}]
     ds = paired_dataset(urls, channels=channels, crop=crop, steps=steps, seed=0, start=0, count=count,
-                        num_cpus=num_cpus, batch_size=batch_size).drop_columns(["labels"])
+                        num_cpus=num_cpus, batch_size=batch_size, labels=False)
     t0 = time.perf_counter()
     first, seen = None, 0
     for batch in ds.iter_torch_batches(batch_size=batch_size):

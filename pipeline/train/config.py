@@ -105,6 +105,9 @@ class TrainConf(Strict):
     channels_last: bool = False
     grad_clip: float | None = Field(None, gt=0)
     """Max gradient norm; None = no clipping."""
+    init_from: str | None = None
+    """Weights that start a fresh run (`bundled:NAME`, `models:/NAME/VERSION|@ALIAS`, a path):
+    fine-tuning, or training on where an earlier machine left off. Same architecture required."""
 
 
 class ScalingConf(Strict):

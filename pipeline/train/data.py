@@ -68,7 +68,8 @@ def train_dataset(data: DataConf, clean: Sequence[str], *, start_epoch: int, epo
         clean, channels=data.channels, crop=data.crop, steps=steps_of(data), seed=data.seed,
         start=start_epoch * data.per_epoch, count=(epochs - start_epoch) * data.per_epoch,
         scale=data.scale, num_cpus=data.num_cpus,
-    ).drop_columns(["labels"])  # strings do not become tensors; sigma/mask carry what models need
+        labels=False,  # strings do not become tensors; sigma/mask carry what models need
+    )
 
 
 def validation_set(data: Mapping[str, Any], val: Sequence[str]) -> dict[str, np.ndarray]:

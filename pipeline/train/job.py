@@ -59,9 +59,26 @@ def plan(config: TrainJobConfig, resume: bool) -> tuple[str, dict[str, Any] | No
     return name, previous
 
 
-def loop_config(config: TrainJobConfig, *, val: list[str], start_epoch: int, run_id: str, uri: str) -> dict[str, Any]:
+def initial_weights(config: TrainJobConfig, tracking_uri: str | None) -> tuple[dict | None, str | None]:
+    """(state_dict, pinned reference) of `train.init_from`, checked against the configured model."""
+    ref = config.train.init_from
+    if not ref:
+        return None, None
+    from pipeline.enhance.learned import resolve
+    from pipeline.models.weights import load_weights, read_meta
+
+    path, pinned = resolve(ref, tracking_uri)
+    meta = read_meta(path)
+    if meta["name"] != config.model.name or meta["config"] != config.model.params:
+        raise ConfigError(f"train.init_from {ref}: holds {meta['name']} {meta['config']}, the config "
+                          f"trains {config.model.name} {config.model.params}")
+    return load_weights(path).state_dict(), pinned
+
+
+def loop_config(config: TrainJobConfig, *, val: list[str], start_epoch: int, run_id: str, uri: str,
+                init_state: dict | None = None) -> dict[str, Any]:
     """Everything a worker needs, as plain values (pickled to every worker)."""
-    return {
+    return {"init_state": init_state,
         "model": config.model.model_dump(), "data": config.data.model_dump(), "train": config.train.model_dump(),
         "val": val, "threads": config.scaling.threads_per_worker,
         "steps_per_epoch": config.data.per_epoch // config.train.batch_size,
@@ -108,8 +125,11 @@ def train(config: TrainJobConfig, *, resume: bool = False, tracking_uri: str | N
                                                run_id=previous and previous.get("mlflow_run_id"),
                                                tags={"model": config.model.name, "git_commit": git_commit()})
     tracking.log_params_once(run_id, tracking.flat_params(config.model_dump(mode="json") | {"name": name}))
+    init_state, init_ref = initial_weights(config, uri) if previous is None else (None, None)
+    if init_ref:
+        tracking.log_params_once(run_id, {"train.init_from_pinned": init_ref})
     dataset = train_data.train_dataset(config.data, clean, start_epoch=start_epoch, epochs=config.train.epochs)
-    loop = loop_config(config, val=val, start_epoch=start_epoch, run_id=run_id, uri=uri)
+    loop = loop_config(config, val=val, start_epoch=start_epoch, run_id=run_id, uri=uri, init_state=init_state)
     try:
         result = make_trainer(config, name, loop, dataset).fit()
         version = finish(config, result.checkpoint, run_id=run_id, val=val, clean=clean)

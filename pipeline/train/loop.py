@@ -132,6 +132,8 @@ def _setup(config: Mapping[str, Any]) -> tuple[nn.Module, torch.optim.Optimizer,
 
     torch.manual_seed(config["data"]["seed"])  # the same initial weights on every rank
     model = build(config["model"]["name"], **config["model"]["params"])
+    if config.get("init_state") is not None:
+        model.load_state_dict(config["init_state"])  # train.init_from; a checkpoint overrides it below
     if config["train"]["channels_last"]:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=config["train"]["lr"])
