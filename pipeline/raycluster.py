@@ -18,7 +18,9 @@ def init(address: str | None = None, *, quiet: bool = True) -> None:
         return
     for key, value in LOCAL_ENV.items():
         os.environ.setdefault(key, value)
-    address = address or os.environ.get("RAY_ADDRESS") or None
+    # "local" starts a new cluster: with no address Ray joins whatever local instance it finds
+    # (another job's, a test's), sharing its CPUs and dying with it.
+    address = address or os.environ.get("RAY_ADDRESS") or "local"
     ray.init(
         address=address,
         logging_level=logging.WARNING if quiet else logging.INFO,
