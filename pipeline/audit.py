@@ -42,13 +42,16 @@ class AuditReport:
         return {"invariant_holds": self.ok, **data}
 
 
-def _stored_outputs(output: str, options: Mapping[str, Any] | None) -> set[str]:
-    """Every object under the output prefix, as URLs comparable with `output_uri`."""
-    fs, path = storage.filesystem(output, options)
-    if not fs.exists(path):
-        return set()
-    found = fs.find(path)
-    return {storage.redact(fs.unstrip_protocol(p) if "://" in output else p) for p in found}
+def _stored_outputs(output: str, options: Mapping[str, Any] | None, folders: set[str] | None = None) -> set[str]:
+    """Objects under the output prefix (or only under its `folders`: first key segments), as
+    URLs comparable with `output_uri`."""
+    found: list[str] = []
+    fs = None
+    for prefix in [output] if folders is None else [storage.join(output, f) for f in sorted(folders)]:
+        fs, path = storage.filesystem(prefix, options)
+        if fs.exists(path):
+            found += fs.find(path)
+    return {storage.redact(fs.unstrip_protocol(p) if "://" in output else p) for p in found} if fs else set()
 
 
 def expected_keys(inputs: Sequence[str], options: Mapping[str, Any] | None) -> set[str]:
@@ -60,18 +63,25 @@ def expected_keys(inputs: Sequence[str], options: Mapping[str, Any] | None) -> s
     return keys
 
 
-def audit(output: str, options: Mapping[str, Any] | None = None, inputs: Sequence[str] | None = None) -> AuditReport:
+def audit(output: str, options: Mapping[str, Any] | None = None, inputs: Sequence[str] | None = None,
+          run_id: str | None = None) -> AuditReport:
+    """The invariant over every row in `output`. With `run_id`, the outputs of that run's rows
+    only are checked for existence (and only the folders they lie in are listed): the end of
+    a nightly run then lists what it wrote, not the whole archive of earlier nights. Keys stay
+    checked for duplicates across all runs."""
     output = storage.normalize_url(output)
-    table = results.read_results(output, options, ["key", "status", "error", "output_uri"])
+    table = results.read_results(output, options, ["key", "status", "error", "output_uri", "run_id"])
     rows = table.to_pylist()
     counts = collections.Counter(r["key"] for r in rows)
-    stored = _stored_outputs(output, options)
+    checked = [r for r in rows if run_id is None or r["run_id"] == run_id]
+    folders = None if run_id is None else {r["key"].split("/", 1)[0] for r in checked if r["status"] == "ok"}
+    stored = _stored_outputs(output, options, folders)
     report = AuditReport(
         rows=len(rows),
         by_status=dict(collections.Counter(r["status"] for r in rows)),
         duplicated_keys=sorted(k for k, n in counts.items() if n > 1),
         failed_without_error=[r["key"] for r in rows if r["status"] == "failed" and not r["error"]],
-        ok_without_output=[r["key"] for r in rows if r["status"] == "ok" and r["output_uri"] not in stored],
+        ok_without_output=[r["key"] for r in checked if r["status"] == "ok" and r["output_uri"] not in stored],
     )
     if inputs:
         expected = expected_keys(inputs, options)

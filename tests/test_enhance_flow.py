@@ -173,3 +173,7 @@ def test_audit_finds_lost_duplicated_and_missing_outputs(ray_cluster, tmp_path):
     assert report.ok_without_output == [ok_row["key"]]
     assert report.duplicated_keys == [ok_row["key"]] and report.failed_without_error == [ok_row["key"]]
     assert not report.ok
+    # Scoped to a run: only its rows' outputs are looked for, keys still checked across runs.
+    assert audit(str(out), None, run_id="no-such-run").ok_without_output == []
+    scoped = audit(str(out), None, run_id=ok_row["run_id"])
+    assert scoped.ok_without_output == [ok_row["key"]] and scoped.duplicated_keys == [ok_row["key"]]
