@@ -109,7 +109,13 @@ def iter_tar(source: Source, fileobj, limits: ReadLimits) -> Iterator[dict]:
             if reason:
                 yield _row(source, info.name, key, status="skipped", error=reason, input_bytes=info.size)
                 continue
-            data = tar.extractfile(info).read()
+            try:
+                data = tar.extractfile(info).read()
+            except (tarfile.TarError, zlib.error, EOFError, OSError) as exc:
+                # The header was read, so the member exists: it gets its own failed row
+                # before the archive's, or an audit that lists headers would find it lost.
+                yield _row(source, info.name, key, status="failed", error=storage.redact(f"member cut short: {exc}"))
+                raise
             yield _data_row(source, info.name, key, data, started)
 
 

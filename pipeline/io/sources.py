@@ -81,9 +81,19 @@ def _list(url: str, options: Mapping[str, Any] | None) -> tuple[str, list[tuple[
         return _glob_root(path), sorted((p, i) for p, i in found.items() if i.get("type") == "file")
     if fs.isdir(path):
         return path, sorted(fs.find(path, detail=True).items())
-    if fs.isfile(path):
-        return posixpath.dirname(path), [(path, fs.info(path))]
-    raise InputError(f"input not found: {storage.redact(url)}")
+    try:
+        info = fs.info(path)
+    except FileNotFoundError:
+        raise InputError(f"input not found: {storage.redact(url)}") from None
+    except OSError:
+        if not archive_kind(path):
+            raise
+        # The store refuses to describe this archive (5xx after retries): its read task will
+        # fail too and give a failed `#archive` row, rather than the whole job dying here.
+        info = {"type": "file", "size": 0}
+    if info.get("type") != "file":
+        raise InputError(f"input not found: {storage.redact(url)}")
+    return posixpath.dirname(path), [(path, info)]
 
 
 def _sources_of(url: str, options, files_per_task: int, since: dt.datetime | None) -> list[Source]:
