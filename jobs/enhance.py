@@ -16,7 +16,7 @@ import json
 import logging
 import sys
 
-from pipeline import raycluster, tracking
+from pipeline import raycluster, report, tracking
 from pipeline.config import ConfigError, load_enhance_config
 from pipeline.enhance import flow
 from pipeline.io import storage
@@ -75,6 +75,7 @@ def _print_summary(summary: dict) -> None:
     verdict = "invariant holds" if audit["invariant_holds"] else f"INVARIANT VIOLATED: {audit}"
     print(f"  audit:     {verdict} ({audit['rows_in_output']} rows in the output)")
     print(f"  summary:   {summary['summary_uri']}")
+    print(f"  report:    {summary.get('report_uri') or 'not written (see the warning above)'}")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -96,7 +97,8 @@ def main(args: argparse.Namespace) -> int:
     if config.tracking.enabled:
         params = {"inputs": [storage.redact(u) for u in args.input], "output": storage.redact(plan.output),
                   "config": config.model_dump(exclude={"storage"}), "routes": routes.model_dump()}
-        summary["mlflow_run_id"] = tracking.log_enhance_run(summary, params, config.tracking.experiment)
+        html = report.load(plan.output, config.storage.options) if summary.get("report_uri") else None
+        summary["mlflow_run_id"] = tracking.log_enhance_run(summary, params, config.tracking.experiment, html)
     _print_summary(summary)
     log.debug(json.dumps(summary))
     return 0

@@ -155,6 +155,52 @@ def set_alias(name: str, alias: str, version: str) -> None:
     MlflowClient().set_registered_model_alias(name, alias, version)
 
 
+def versions(name: str) -> list[str]:
+    """Registered versions of model `name`, oldest first; LookupError when there are none."""
+    from mlflow import MlflowClient
+
+    found = MlflowClient().search_model_versions(f"name = '{name}'")
+    if not found:
+        raise LookupError(f"no registered model {name!r} (or it has no versions) in {redact(mlflow_uri())}")
+    return sorted({str(v.version) for v in found}, key=int)
+
+
+def alias_version(name: str, alias: str) -> str | None:
+    """The version alias `alias` of model `name` points at, or None when the alias is not set."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(MlflowClient().get_model_version_by_alias(name, alias).version)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise
+
+
+def mlflow_uri() -> str:
+    import mlflow
+
+    return mlflow.get_tracking_uri()
+
+
+def reachable(uri: str, timeout: float = 3.0) -> bool:
+    """Whether a tracking store is there to ask: an HTTP server answering /health within
+    `timeout` (MLflow's own client would retry for minutes), or an existing sqlite file.
+    Other schemes are assumed reachable."""
+    import urllib.request
+
+    if uri.startswith(("http://", "https://")):
+        try:
+            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as response:
+                return response.status == 200
+        except OSError:
+            return False
+    if uri.startswith("sqlite:///"):
+        return Path(uri[len("sqlite:///"):]).is_file()
+    return True
+
+
 def resolve_version(ref: str) -> tuple[str, str]:
     """'models:/name@alias' or 'models:/name/3' -> (name, version number)."""
     from mlflow import MlflowClient
@@ -175,18 +221,25 @@ def download(ref: str, dest: str | None = None) -> Path:
     return Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version}", dst_path=dest))
 
 
-def log_enhance_run(summary: Mapping[str, Any], params: Mapping[str, Any], experiment: str) -> str:
-    """One MLflow run per enhance run: frozen config and inputs as params, counts and rates as
-    metrics, the summary JSON as an artifact. Returns the MLflow run id."""
+def log_enhance_run(summary: Mapping[str, Any], params: Mapping[str, Any], experiment: str,
+                    report_html: str | None = None) -> str:
+    """One MLflow run per enhance run: frozen config, inputs and the model reference each route
+    ran (`model.<route>`) as params; counts, rates and the mean after - before change of every
+    metric per route (`gain.<route>.<metric>`) as metrics; the summary JSON and the HTML report
+    as artifacts. Returns the MLflow run id."""
     import mlflow
 
     setup(experiment)
     with mlflow.start_run(run_name=str(summary["run_id"])) as run:
-        mlflow.log_params(flat_params(params))
+        mlflow.log_params(flat_params({**params, "model": dict(summary.get("models", {}))}))
         metrics = {"rows": summary["rows"], "images_per_s": summary["images_per_s"],
                    "megapixels_per_s": summary["megapixels_per_s"], "seconds": summary["seconds"]}
         metrics.update({f"status.{k}": v for k, v in summary["by_status"].items()})
         metrics.update({f"route.{k}": v for k, v in summary["by_route"].items() if k})
+        metrics.update({f"gain.{route}.{m}": v for route, means in summary.get("mean_gain", {}).items()
+                        for m, v in means.items()})
         mlflow.log_metrics({k.replace("-", "none"): float(v) for k, v in metrics.items()})
         mlflow.log_dict(dict(summary), "summary.json")
+        if report_html is not None:
+            mlflow.log_text(report_html, "report.html")
         return run.info.run_id

@@ -45,6 +45,13 @@ def test_run_without_arguments_enhances_the_sample(ray_cluster, tmp_path, monkey
     logged = mlflow.search_runs(experiment_names=["imgenhance-enhance"])
     assert len(logged) == 1 and logged["metrics.rows"].iloc[0] == 12
     assert logged["params.routes.default"].iloc[0] == "passthrough"
+    # the pinned model of each route as params, mean metric gains per route as metrics, the report as artifact
+    assert logged["params.model.nlmeans"].iloc[0] == "classical:nlmeans"
+    assert logged["metrics.gain.nlmeans.psnr"].iloc[0] > 0 and logged["metrics.gain.nlmeans.noise"].iloc[0] < 0
+    report = (tmp_path / "out" / "_results" / "report.html").read_text()
+    run_id = logged["run_id"].iloc[0]
+    assert mlflow.artifacts.load_text(f"runs:/{run_id}/report.html") == report
+    assert "Before / after" in report and summary["models"]["nlmeans"] == "classical:nlmeans"
 
 
 def test_unreachable_storage_exits_2_quickly(tmp_path, capsys, monkeypatch):

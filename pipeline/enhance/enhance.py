@@ -36,7 +36,8 @@ def resolved_params(kind: str, params: dict, threads: int) -> dict:
     on the driver (all actors load the same one) and its threads set from its CPUs."""
     if kind != "learned":
         return dict(params)
-    params = {**params, "model": pin_reference(params["model"], params.get("tracking_uri")), "threads": threads}
+    model = pin_reference(params["model"], params.get("tracking_uri"), params.get("fallback"))
+    params = {**params, "model": model, "threads": threads}
     if params["model"].startswith("models:/") and not params.get("tracking_uri"):
         from pipeline.tracking import tracking_uri
 
@@ -61,14 +62,29 @@ def enhance_image(enhancer: Enhancer, image: np.ndarray, hints: dict) -> np.ndar
 
 
 class EnhanceActor:
-    """Holds one enhancer; Ray runs this class as an actor pool (the model stays loaded)."""
+    """Holds one enhancer; Ray runs this class as an actor pool (the model stays loaded).
 
-    def __init__(self, name: str, kind: str, params: dict, threads: int = 1):
+    `max_pixels` (limits.max_pixels) bounds the output too: x4 super-resolution of a 20 MP
+    image would need a 320 MP buffer, so such a row is skipped with the reason instead."""
+
+    def __init__(self, name: str, kind: str, params: dict, threads: int = 1, max_pixels: int | None = None):
         cv2.setNumThreads(threads)
         self.name = name
         self.enhancer = build_enhancer(kind, params)
+        self.max_pixels = max_pixels
+
+    def _too_large(self, row: dict) -> bool:
+        pixels = row["height"] * row["width"] * self.enhancer.scale**2
+        if self.max_pixels is None or pixels <= self.max_pixels:
+            return False
+        row.update(status="skipped", pixels=None, error=(
+            f"enhanced output would be {pixels / 1e6:.1f} MP (x{self.enhancer.scale} by {self.name}), "
+            f"over limits.max_pixels = {self.max_pixels / 1e6:.1f} MP"))
+        return True
 
     def _one(self, row: dict) -> None:
+        if self._too_large(row):
+            return
         out = enhance_image(self.enhancer, pixels_of(row), hints_of(row))
         store_pixels(row, out, "out_pixels")
         row["model"] = self.enhancer.model_ref

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import ray
 from ray.data import ActorPoolStrategy, Dataset
 
+from pipeline import report as html_report
 from pipeline.audit import audit
 from pipeline.config import EnhanceConfig, RoutesConf
 from pipeline.enhance.classify import classify_batch
@@ -102,7 +103,8 @@ def _enhance_stage(ds: Dataset, name: str, config: EnhanceConfig, params: dict) 
     threads = max(1, round(conf.num_cpus))
     return ds.map_batches(
         EnhanceActor,
-        fn_constructor_kwargs={"name": name, "kind": conf.kind or name, "params": params, "threads": threads},
+        fn_constructor_kwargs={"name": name, "kind": conf.kind or name, "params": params, "threads": threads,
+                               "max_pixels": config.limits.max_pixels},
         batch_format="pyarrow",
         batch_size=conf.batch_size,
         compute=ActorPoolStrategy(min_size=conf.min_actors, max_size=conf.max_actors),
@@ -206,9 +208,12 @@ def run(run_plan: RunPlan, config: EnhanceConfig, routes: RoutesConf, progress_e
              if s.kind != "loose" and storage.redact(s.url) not in progress.broken}
     results.mark_sources(run_plan.output, config.storage.options, run_plan.run_id, marks)
     summary = progress.summary(run_plan)
-    report = audit(run_plan.output, config.storage.options)
+    report = audit(run_plan.output, config.storage.options, run_id=run_plan.run_id)
     summary["audit"] = {"invariant_holds": report.ok, "rows_in_output": report.rows,
                         "duplicated_keys": len(report.duplicated_keys), "failed_without_error": len(report.failed_without_error),
                         "ok_without_output": len(report.ok_without_output)}
+    rows = results.read_results(run_plan.output, config.storage.options, html_report.COLUMNS, run_id=run_plan.run_id)
+    summary.update(models=html_report.models_by_route(rows), mean_gain=html_report.mean_gains(rows))
     summary["summary_uri"] = results.write_summary(run_plan.output, config.storage.options, summary)
+    summary["report_uri"] = html_report.publish(run_plan.output, config.storage.options, rows, summary)
     return summary

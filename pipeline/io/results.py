@@ -72,11 +72,15 @@ def part_files(output: str, options: Mapping[str, Any] | None) -> list[str]:
     return sorted(p for p in fs.find(path) if p.endswith(".parquet"))
 
 
-def read_results(output: str, options: Mapping[str, Any] | None, columns: list[str] | None = None) -> pa.Table:
-    """Every result row of every run into this output (empty table when none)."""
+def read_results(output: str, options: Mapping[str, Any] | None, columns: list[str] | None = None,
+                 run_id: str | None = None) -> pa.Table:
+    """Every result row of every run into this output, or of run `run_id` only (its part files
+    carry the id in their name); an empty table when none."""
     fs, _ = storage.filesystem(results_url(output), options)
     tables = []
     for path in part_files(output, options):
+        if run_id is not None and not posixpath.basename(path).startswith(f"part-{run_id}-"):
+            continue
         with fs.open(path, "rb") as f:
             tables.append(pq.read_table(f, columns=columns, schema=RESULT_SCHEMA))
     if not tables:
