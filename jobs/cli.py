@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from jobs import audit, benchmark, degrade, enhance, train
+from jobs import audit, benchmark, compare, degrade, enhance, train
 
 # Subcommand -> job module; each module has add_arguments(parser) and main(args).
-COMMANDS = {"run": enhance, "benchmark": benchmark, "degrade": degrade, "audit": audit, "train": train}
+COMMANDS = {"run": enhance, "benchmark": benchmark, "compare": compare, "degrade": degrade, "audit": audit,
+            "train": train}
 
 
 def main(argv: list[str] | None = None) -> int:

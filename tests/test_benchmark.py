@@ -18,7 +18,7 @@ def test_classical_suite_writes_parquet_and_report(tmp_path, monkeypatch):
         "cases": [{"enhancer": "median", "degrade": "salt_pepper", "params": {"amount": 0.1}}]}}}
     (tmp_path / "b.yaml").write_text(yaml.safe_dump(conf))
     args = argparse.Namespace(suite=["classical"], config=str(tmp_path / "b.yaml"), report_only=False,
-                              report=str(tmp_path / "B.md"))
+                              report=str(tmp_path / "B.md"), model=[], tracking_uri=None, no_tracking=True)
     assert benchmark.main(args) == 0
     table = pq.read_table(tmp_path / "bench" / "classical.parquet").to_pandas()
     assert len(table) == 2 and (table.psnr_output > table.psnr_input + 10).all()
@@ -28,7 +28,7 @@ def test_classical_suite_writes_parquet_and_report(tmp_path, monkeypatch):
 
 def test_unknown_suite_exits_2(tmp_path):
     args = argparse.Namespace(suite=["nope"], config=benchmark.CONF_DIR / "benchmarks.yaml", report_only=False,
-                              report=str(tmp_path / "B.md"))
+                              report=str(tmp_path / "B.md"), model=[], tracking_uri=None, no_tracking=True)
     assert benchmark.main(args) == 2
 
 

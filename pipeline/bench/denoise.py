@@ -24,8 +24,9 @@ PUBLISHED = {
 }
 
 
-def _enhancer(model: str):
-    return LearnedEnhancer(model, threads=2) if ":" in model or "/" in model else build_enhancer(model, {})
+def _enhancer(model: str, tracking_uri: str | None = None):
+    learned = ":" in model or "/" in model
+    return LearnedEnhancer(model, tracking_uri=tracking_uri, threads=2) if learned else build_enhancer(model, {})
 
 
 def _noisy(clean: np.ndarray, sigma: float, seed: int, protocol: str) -> np.ndarray:
@@ -34,8 +35,8 @@ def _noisy(clean: np.ndarray, sigma: float, seed: int, protocol: str) -> np.ndar
     return np.round(np.clip(noisy, 0, 1) * 255) / 255 if protocol == "8bit" else noisy
 
 
-def _rows(model: str, dataset: str, sigmas: list, protocols: list, seed: int) -> list[dict]:
-    enhancer, rows = _enhancer(model), []
+def _rows(enhancer, model: str, dataset: str, sigmas: list, protocols: list, seed: int) -> list[dict]:
+    rows = []
     for index, path in enumerate(datasets.images(dataset)):
         clean = to_float(load_image(path))[:, :, :1]
         for sigma in sigmas:
@@ -50,10 +51,12 @@ def _rows(model: str, dataset: str, sigmas: list, protocols: list, seed: int) ->
 
 
 def run(conf: dict, seed: int) -> list[dict]:
+    """Rows for every model of `conf["models"]` (the compare job sets them, and `tracking_uri`)."""
     rows = []
     for model in conf["models"]:
+        enhancer = _enhancer(model, conf.get("tracking_uri"))  # loaded once, not once per dataset
         for dataset in conf["datasets"]:
-            rows.extend(_rows(model, dataset, conf["sigmas"], conf["protocols"], seed))
+            rows.extend(_rows(enhancer, model, dataset, conf["sigmas"], conf["protocols"], seed))
     return rows
 
 

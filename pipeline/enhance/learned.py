@@ -4,6 +4,7 @@ Model references (the contract): `bundled:<name>` (weights shipped in `pipeline/
 `models:/<name>@<alias>` or `models:/<name>/<version>` (MLflow registry), or a path/URL of a
 weights file with its `.json` sidecar. The driver resolves aliases to versions before the
 run (`pin_reference`), so every actor of a run loads the same version and every row names it.
+A `fallback` reference stands in when the registry cannot answer the alias (no tracking store).
 Big images are enhanced in overlapping tiles blended with a linear ramp, so memory is bounded
 by the tile size.
 """
@@ -11,6 +12,7 @@ by the tile size.
 from __future__ import annotations
 
 import hashlib
+import logging
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,6 +26,7 @@ from pipeline.models import spec
 from pipeline.models.weights import load_weights, read_meta
 
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "weights"
+log = logging.getLogger("imgenhance")
 
 
 def _bundled(name: str) -> tuple[Path, str]:
@@ -75,14 +78,31 @@ def resolve(ref: str, tracking_uri: str | None = None) -> tuple[Path, str]:
     return _remote(ref)
 
 
-def pin_reference(ref: str, tracking_uri: str | None = None) -> str:
-    """On the driver: `models:/name@alias` -> `models:/name/<version>`; other forms unchanged."""
+def pin_reference(ref: str, tracking_uri: str | None = None, fallback: str | None = None) -> str:
+    """On the driver: `models:/name@alias` -> `models:/name/<version>`; other forms unchanged.
+
+    With a `fallback` reference (e.g. `bundled:ffdnet_gray`), an alias the registry cannot
+    answer (no tracking store configured or reachable, no such model or alias) gives the
+    fallback instead, with a warning: a route to `models:/<name>@champion` then runs the
+    bundled weights where no registry is set up, and rows say which one ran."""
     if not ref.startswith("models:/") or "@" not in ref:
         return ref
+    from mlflow.exceptions import MlflowException
+
     from pipeline import tracking
 
-    _use_tracking(tracking_uri)
-    name, version = tracking.resolve_version(ref)
+    uri = tracking_uri or tracking.tracking_uri()
+    if fallback and not tracking.reachable(uri):
+        log.warning("%s: no tracking store at %s; using %s", ref, storage.redact(uri), fallback)
+        return pin_reference(fallback, tracking_uri)
+    _use_tracking(uri)
+    try:
+        name, version = tracking.resolve_version(ref)
+    except MlflowException as exc:
+        if not fallback:
+            raise
+        log.warning("%s: %s; using %s", ref, exc.message, fallback)
+        return pin_reference(fallback, tracking_uri)
     return f"models:/{name}/{version}"
 
 
@@ -109,8 +129,10 @@ class LearnedEnhancer(Enhancer):
     name = "learned"
 
     def __init__(self, model: str, tracking_uri: str | None = None, tile: int = 512, overlap: int = 32,
-                 threads: int = 1, sigma_from_hint: bool = False):
+                 threads: int = 1, sigma_from_hint: bool = False, fallback: str | None = None):
         torch.set_num_threads(max(1, threads))
+        if fallback:  # the enhance job pins on the driver already; this serves direct use
+            model = pin_reference(model, tracking_uri, fallback)
         path, self.model_ref = resolve(model, tracking_uri)
         meta = read_meta(path)
         self.spec = spec(meta["name"])
