@@ -16,9 +16,11 @@ ends are), `{choice: [...]}` or `{value: X}` for a literal list (e.g. holes' siz
 (uint8 stays uint8, as degraded files on disk are), then become float32 CHW in [0, 1].
 
 Sources are fsspec URLs or local paths: files, folders (image files found recursively,
-sorted), a slice of a folder's sorted list (`/data/Train400[:360]`), or scikit-image's
+sorted), a slice of a folder's sorted list (`/data/Train400[:360]`), scikit-image's
 bundled pictures (`skimage:camera`, `skimage:` for a default set) so tests and smoke runs
-work on machines without the shared data.
+work on machines without the shared data, or the images of an idx file (`mnist:[:8000]`,
+the MNIST test digits under data_root(); `mnist:/path/file.gz[8000:9000]` another file),
+decoded once per process and one entry per digit.
 
 Benchmark: `python -m pipeline.degrade.pairs --data <dir> --count 2000` prints crops/s.
 """
@@ -36,13 +38,14 @@ from typing import Any
 import cv2
 import numpy as np
 
-from pipeline.datasets import IMAGE_SUFFIXES
+from pipeline.datasets import IMAGE_SUFFIXES, MNIST_TEST, data_root, idx_images
 from pipeline.degrade import DEGRADE, LABEL_OF, RETURNS_MASK
 
 SKIMAGE = "skimage:"
 # Bundled with scikit-image (no download): varied textures, text, faces, objects.
 SKIMAGE_DEFAULT = ("camera", "moon", "coins", "astronaut", "coffee", "chelsea", "grass",
                    "gravel", "brick", "page", "text", "rocket", "immunohistochemistry")
+MNIST = "mnist:"
 _SLICE = re.compile(r"^(?P<url>.+?)\[(?P<start>-?\d*):(?P<stop>-?\d*)\]$")
 _MAX_PIXELS = 256_000_000
 
@@ -57,6 +60,9 @@ def expand(urls: Sequence[str], options: Mapping[str, Any] | None = None) -> lis
             names = url[len(SKIMAGE):].split(",") if url != SKIMAGE else SKIMAGE_DEFAULT
             out.extend(SKIMAGE + n for n in names)
             continue
+        if url.startswith(MNIST):
+            out.extend(_mnist_entries(url))
+            continue
         match = _SLICE.match(url)
         base = match["url"] if match else url
         fs, path = filesystem(base, options)
@@ -67,12 +73,29 @@ def expand(urls: Sequence[str], options: Mapping[str, Any] | None = None) -> lis
             files = [base]
         else:
             raise FileNotFoundError(f"no image or folder at {base}")
-        if match:
-            files = files[slice(int(match["start"] or 0), int(match["stop"]) if match["stop"] else None)]
+        files = _sliced(files, match)
         if not files:
             raise FileNotFoundError(f"no image files in {url}")
         out.extend(files)
     return out
+
+
+def _sliced(items: Sequence, match: re.Match | None) -> Sequence:
+    if not match:
+        return items
+    return items[slice(int(match["start"] or 0), int(match["stop"]) if match["stop"] else None)]
+
+
+def _mnist_entries(url: str) -> list[str]:
+    """`mnist:[FILE][a:b]` -> `mnist:FILE#i` per image (FILE: the MNIST test set under data_root())."""
+    if "#" in url:
+        return [url]  # already one image
+    match = _SLICE.match(url)
+    file = (match["url"] if match else url)[len(MNIST):] or str(data_root() / MNIST_TEST)
+    ids = _sliced(range(len(idx_images(file))), match)
+    if not ids:
+        raise FileNotFoundError(f"no images in {url}")
+    return [f"{MNIST}{file}#{i}" for i in ids]
 
 
 def to_channels(image: np.ndarray, channels: int) -> np.ndarray:
@@ -96,6 +119,9 @@ def _read(url: str, options: Mapping[str, Any] | None) -> np.ndarray:
 
         image = getattr(skimage.data, url[len(SKIMAGE):])()
         return image.astype(np.uint8) * 255 if image.dtype == bool else image
+    if url.startswith(MNIST):
+        file, _, index = url[len(MNIST):].rpartition("#")
+        return idx_images(file)[int(index)].copy()
     from pipeline.io.codecs import decode
     from pipeline.io.storage import filesystem
 
@@ -156,15 +182,18 @@ def degrade(clean: np.ndarray, steps: Sequence[Mapping[str, Any]], rng: np.rando
     return image, applied, mask
 
 
-def random_crop(image: np.ndarray, crop: int, rng: np.random.Generator) -> np.ndarray:
+def random_crop(image: np.ndarray, crop: int, rng: np.random.Generator, augment: bool = True) -> np.ndarray:
     """A crop x crop window (reflect-padded first when the image is smaller), randomly
-    flipped and rotated by a multiple of 90 degrees."""
+    flipped and rotated by a multiple of 90 degrees when `augment` (not for digits or text,
+    whose orientation is part of what the model should learn)."""
     h, w = image.shape[:2]
     if h < crop or w < crop:
         pad = ((0, max(0, crop - h)), (0, max(0, crop - w)), (0, 0))
         image = np.pad(image, pad, mode="reflect" if min(h, w) > 1 else "edge")
         h, w = image.shape[:2]
     y, x = int(rng.integers(h - crop + 1)), int(rng.integers(w - crop + 1))
+    if not augment:
+        return np.ascontiguousarray(image[y : y + crop, x : x + crop])
     patch = np.rot90(image[y : y + crop, x : x + crop], int(rng.integers(4)))
     return np.ascontiguousarray(patch[:, ::-1] if rng.random() < 0.5 else patch)
 
@@ -183,12 +212,12 @@ def noise_sigma(applied: Sequence[Mapping[str, Any]]) -> float:
 
 
 def make_pair(images: Sequence[np.ndarray], *, crop: int, steps: Sequence[Mapping[str, Any]], seed: int,
-              index: int, scale: int = 1) -> dict[str, Any]:
+              index: int, scale: int = 1, augment: bool = True) -> dict[str, Any]:
     """Pair `index`: input (C, crop/scale, crop/scale) and target (C, crop, crop) float32 in
     [0, 1], labels (JSON of the applied steps), sigma (float32, [0, 1] scale) and, when a
     step can make holes, mask (1, h, w) float32 with 1 at holes."""
     rng = np.random.default_rng([seed, index])
-    clean = random_crop(images[int(rng.integers(len(images)))], crop, rng)
+    clean = random_crop(images[int(rng.integers(len(images)))], crop, rng, augment)
     degraded, applied, mask = degrade(clean, steps, rng)
     if degraded.shape[0] * scale != crop or degraded.shape[1] * scale != crop:
         raise ValueError(f"steps turn a {crop}px crop into {degraded.shape[:2]}, expected scale {scale}")
@@ -209,9 +238,9 @@ class PairMaker:
 
     def __init__(self, urls: Sequence[str], *, channels: int, crop: int, steps: Sequence[Mapping[str, Any]],
                  seed: int, start: int = 0, scale: int = 1, options: Mapping[str, Any] | None = None,
-                 labels: bool = True) -> None:
+                 labels: bool = True, augment: bool = True) -> None:
         self.images = load_clean(urls, channels, options)
-        self.kwargs = dict(crop=crop, steps=list(steps), seed=seed, scale=scale)
+        self.kwargs = dict(crop=crop, steps=list(steps), seed=seed, scale=scale, augment=augment)
         self.start, self.labels = start, labels
 
     def __call__(self, batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -224,15 +253,16 @@ class PairMaker:
 
 
 def absolute(urls: Sequence[str]) -> list[str]:
-    """Local paths made absolute (actors run in other folders); URLs and skimage: kept."""
+    """Local paths made absolute (actors run in other folders); URLs, skimage: and mnist: kept."""
     from pipeline.io.storage import normalize_url
 
-    return [u if u.startswith(SKIMAGE) else normalize_url(u) for u in urls]
+    return [u if u.startswith((SKIMAGE, MNIST)) else normalize_url(u) for u in urls]
 
 
 def paired_dataset(urls: Sequence[str], *, channels: int, crop: int, steps: Sequence[Mapping[str, Any]],
                    seed: int, start: int, count: int, scale: int = 1, num_cpus: float = 0.25,
-                   batch_size: int = 32, options: Mapping[str, Any] | None = None, labels: bool = True):
+                   batch_size: int = 32, options: Mapping[str, Any] | None = None, labels: bool = True,
+                   augment: bool = True):
     """Pairs start .. start + count - 1 as a streaming `ray.data.Dataset`: `ray.data.range(count)`
     through one PairMaker actor, all with fractional CPUs so they never starve the trainers.
 
@@ -249,7 +279,7 @@ def paired_dataset(urls: Sequence[str], *, channels: int, crop: int, steps: Sequ
 
     check_steps(steps)
     kwargs = dict(channels=channels, crop=crop, steps=list(steps), seed=seed, start=start,
-                  scale=scale, options=dict(options or {}), labels=labels)
+                  scale=scale, options=dict(options or {}), labels=labels, augment=augment)
     ids = ray.data.read_datasource(RangeDatasource(n=count, block_format="arrow", column_name="id"),
                                    num_cpus=num_cpus)
     return ids.map_batches(

@@ -15,6 +15,7 @@ from pydantic import Field, field_validator, model_validator
 
 from pipeline.config import CONF_DIR, Strict, apply_overrides, load_yaml, validate
 from pipeline.degrade import DEGRADE, RETURNS_MASK
+from pipeline.labels import DEGRADATIONS, DOMAINS
 from pipeline.models import MODELS, spec
 
 TRAIN_CONF_DIR = CONF_DIR / "train"
@@ -53,24 +54,46 @@ class StepConf(Strict):
         return value
 
 
+def refuse_test_sets(values: list[str] | None) -> list[str] | None:
+    for value in values or ():
+        parts = {p.lower() for p in re.split(r"[/\\\[]", value)}
+        hit = [t for t in TEST_SETS if t.lower() in parts]
+        if hit:
+            raise ValueError(f"{value!r} is the test set {hit[0]}: never train or validate on "
+                             f"{', '.join(TEST_SETS)}")
+    return values
+
+
 class SourcesConf(Strict):
     clean: list[str] = Field(min_length=1)
     val: list[str] = Field(min_length=1)
 
+    _no_test_sets = field_validator("clean", "val")(refuse_test_sets)
+
 
 class DataConf(Strict):
-    clean: list[str] = Field(min_length=1)
+    clean: list[str] | None = Field(None, min_length=1)
     """Dataset folders under data_root() (e.g. `Train400[:360]`, a slice of the sorted files),
-    local paths, fsspec URLs or `skimage:` pictures."""
-    val: list[str] = Field(min_length=1)
+    local paths, fsspec URLs or `skimage:` pictures. Restoration models only."""
+    val: list[str] | None = Field(None, min_length=1)
     """Validation images: disjoint from `clean` and from the test sets."""
     fallback: SourcesConf | None = None
     """Used instead when a named dataset folder is missing (machines without the shared data)."""
+    domains: dict[str, SourcesConf] | None = None
+    """Classifiers only, instead of clean/val: per domain of pipeline.labels.DOMAINS its
+    training (`clean`) and validation sources, written as `clean` above."""
+    p_clean: float = Field(0.25, ge=0, le=1)
+    """Classifiers: share of crops left clean; the others get one step of `steps`."""
+    target: Literal["domain", "degradation"] | None = None
+    """Single-head classifiers (resnet_single): the label their head predicts."""
     channels: Literal[1, 3] = 1
     crop: int = Field(64, ge=8)
     """Side of the clean (target) crop."""
     scale: int = Field(1, ge=1)
     """Target / input size: the factor of a `downscale` step for super-resolution."""
+    augment: bool = True
+    """Random flips and 90-degree rotations of every crop; false where orientation carries
+    meaning (digits, text)."""
     steps: list[StepConf] = Field(min_length=1)
     per_epoch: int = Field(gt=0)
     """Training pairs per epoch (pair index = epoch * per_epoch + i)."""
@@ -79,16 +102,14 @@ class DataConf(Strict):
     num_cpus: float = Field(0.25, gt=0)
     """Logical CPUs of the pair-making actor: fractional so it never starves the trainers."""
 
-    @field_validator("clean", "val")
+    _no_test_sets = field_validator("clean", "val")(refuse_test_sets)
+
+    @field_validator("domains")
     @classmethod
-    def _no_test_sets(cls, values: list[str]) -> list[str]:
-        for value in values:
-            parts = {p.lower() for p in re.split(r"[/\\\[]", value)}
-            hit = [t for t in TEST_SETS if t.lower() in parts]
-            if hit:
-                raise ValueError(f"{value!r} is the test set {hit[0]}: never train or validate on "
-                                 f"{', '.join(TEST_SETS)}")
-        return values
+    def _known_domains(cls, value: dict[str, SourcesConf] | None) -> dict[str, SourcesConf] | None:
+        if value is not None and (len(value) < 2 or set(value) - set(DOMAINS)):
+            raise ValueError(f"data.domains needs at least two of {list(DOMAINS)}, got {sorted(value)}")
+        return value
 
 
 class TrainConf(Strict):
@@ -173,7 +194,48 @@ class TrainJobConfig(Strict):
             raise ValueError(f"model {self.model.name} needs hole masks: add a step of {sorted(RETURNS_MASK)}")
         if self.tracking.alias and not self.tracking.register_as:
             raise ValueError("tracking.alias needs tracking.register_as")
+        if s.kind == "classifier":
+            self._classifier_data()
+        elif self.data.domains or self.data.target or not (self.data.clean and self.data.val):
+            raise ValueError(f"model {self.model.name} learns from data.clean and data.val "
+                             "(data.domains and data.target are for classifiers)")
         return self
+
+    def _classifier_data(self) -> None:
+        """Classifiers learn labelled domain crops: domains instead of clean/val, same-size steps,
+        and a single head says which label it predicts, with as many classes."""
+        data = self.data
+        if not data.domains or data.clean or data.val or data.fallback:
+            raise ValueError(f"model {self.model.name} learns from data.domains (not clean/val/fallback)")
+        if any(step.kind == "downscale" for step in data.steps):
+            raise ValueError("classifier crops keep their size: use upscale_back, not downscale")
+        single = self.model.name == "resnet_single"
+        if single != (data.target is not None):
+            raise ValueError("data.target (domain or degradation) is required by resnet_single and "
+                             "only by it")
+        if single:
+            labels = DOMAINS if data.target == "domain" else DEGRADATIONS
+            classes = self.model.params.get("classes", len(DEGRADATIONS))
+            if classes != len(labels):
+                raise ValueError(f"data.target {data.target} has {len(labels)} classes: set "
+                                 f"model.params.classes to {len(labels)}, not {classes}")
+
+
+def _merged(base: dict, over: dict) -> dict:
+    """`base` with `over`'s values: mappings merged key by key, anything else replaced."""
+    out = dict(base)
+    for key, value in over.items():
+        both = isinstance(value, dict) and isinstance(base.get(key), dict)
+        out[key] = _merged(base[key], value) if both else value
+    return out
+
+
+def _load(path: Path) -> dict:
+    """A config file; `base: <file>` (next to it) makes it that file's values plus its own, so
+    variants (the single-task classifiers) share every setting they do not change."""
+    data = load_yaml(path)
+    base = data.pop("base", None)
+    return _merged(_load(path.parent / base), data) if base else data
 
 
 def load_train_config(path: str | Path, overrides: list[str] = ()) -> TrainJobConfig:
@@ -181,5 +243,5 @@ def load_train_config(path: str | Path, overrides: list[str] = ()) -> TrainJobCo
     path = Path(path)
     if not path.exists() and (TRAIN_CONF_DIR / path.with_suffix(".yaml").name).exists():
         path = TRAIN_CONF_DIR / path.with_suffix(".yaml").name
-    data = apply_overrides(load_yaml(path), list(overrides))
+    data = apply_overrides(_load(path), list(overrides))
     return validate(TrainJobConfig, data, str(path))

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from pipeline.datasets import data_root
+from pipeline.datasets import MNIST_TEST, data_root
 from pipeline.degrade import pairs
 from pipeline.train.config import DataConf
 
@@ -24,19 +24,27 @@ VAL_SEED_OFFSET = 1_000_003
 
 
 def _is_name(source: str) -> bool:
-    return "://" not in source and not source.startswith((pairs.SKIMAGE, "/", "~", "."))
+    return "://" not in source and not source.startswith((pairs.SKIMAGE, pairs.MNIST, "/", "~", "."))
 
 
 def resolve(sources: Sequence[str]) -> list[str] | None:
-    """Names -> folders under data_root() (slices kept); None when a named folder is missing."""
+    """Names -> folders or files under data_root() (slices kept); None when one is missing.
+
+    `mnist:[a:b]` gets its file made explicit (`mnist:<data_root>/MNIST_test/...[a:b]`), so
+    workers read the file the driver checked whatever their environment."""
     out = []
     for source in sources:
+        if source == pairs.MNIST or source.startswith(pairs.MNIST + "["):
+            file = data_root() / MNIST_TEST
+            if not file.is_file():
+                return None
+            source = f"{pairs.MNIST}{file}{source[len(pairs.MNIST):]}"
         if not _is_name(source):
             out.append(source)
             continue
         name, bracket, rest = source.partition("[")
         folder = data_root() / name
-        if not folder.is_dir():
+        if not folder.exists():  # a folder, or one file of it
             return None
         out.append(str(folder) + bracket + rest)
     return out
@@ -67,7 +75,7 @@ def train_dataset(data: DataConf, clean: Sequence[str], *, start_epoch: int, epo
     return pairs.paired_dataset(
         clean, channels=data.channels, crop=data.crop, steps=steps_of(data), seed=data.seed,
         start=start_epoch * data.per_epoch, count=(epochs - start_epoch) * data.per_epoch,
-        scale=data.scale, num_cpus=data.num_cpus,
+        scale=data.scale, num_cpus=data.num_cpus, augment=data.augment,
         labels=False,  # strings do not become tensors; sigma/mask carry what models need
     )
 
@@ -79,7 +87,8 @@ def validation_set(data: Mapping[str, Any], val: Sequence[str]) -> dict[str, np.
     """
     images = pairs.load_clean(pairs.absolute(val), data["channels"])
     made = [pairs.make_pair(images, crop=data["crop"], steps=data["steps"], scale=data["scale"],
-                            seed=data["seed"] + VAL_SEED_OFFSET, index=i) for i in range(data["val_count"])]
+                            augment=data["augment"], seed=data["seed"] + VAL_SEED_OFFSET, index=i)
+            for i in range(data["val_count"])]
     return {k: np.stack([m[k] for m in made]) for k in made[0] if k != "labels"}
 
 

@@ -59,3 +59,27 @@ def curves(path: str | Path, history: Mapping[str, Sequence[tuple[int, float]]])
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return Path(path)
+
+
+def confusion(path: str | Path, matrix: np.ndarray, labels: Sequence[str], title: str) -> Path:
+    """A confusion matrix (rows true, columns predicted): cells shaded by the share of their
+    row, annotated with the counts."""
+    plt = _pyplot()
+    shares = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    side = 1.2 + 0.55 * len(labels)
+    fig, ax = plt.subplots(figsize=(side + 1.5, side))
+    image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    for (r, c), count in np.ndenumerate(matrix):
+        if count:
+            ax.text(c, r, str(count), ha="center", va="center", fontsize=7,
+                    color="white" if shares[r, c] > 0.5 else "black")
+    ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(image, ax=ax, fraction=0.046, label="share of the true class")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)

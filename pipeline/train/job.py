@@ -8,7 +8,8 @@ silent continuation.
 
 At the end the driver, not a worker, logs the final weights (state_dict + JSON via
 `save_weights`, under `weights/epoch_NNNNN` so each registered version keeps its own
-files), a before/after grid and the learning curves, and registers a model version.
+files), the task's figures (a before/after grid, or confusion matrices) and the learning
+curves, and registers a model version.
 """
 
 from __future__ import annotations
@@ -21,18 +22,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from pipeline import tracking
 from pipeline.config import ConfigError
 from pipeline.datasets import REPO_ROOT
-from pipeline.models import spec
-from pipeline.train import checkpoints, figures
-from pipeline.train import data as train_data
+from pipeline.train import checkpoints, figures, tasks
 from pipeline.train.config import TrainJobConfig
 
 log = logging.getLogger(__name__)
-CURVES = ("train_loss", "val_psnr", "val_ssim", "epoch_seconds")
 
 
 def git_commit() -> str:
@@ -119,7 +115,8 @@ def train(config: TrainJobConfig, *, resume: bool = False, tracking_uri: str | N
     """Run (or continue) training; returns run name and id, model version and final metrics."""
     name, previous = plan(config, resume)
     start_epoch = previous["epoch"] if previous else 0
-    clean, val = train_data.sources(config.data)
+    task = tasks.of(config.model_dump())
+    clean, val = task.sources(config.data)
     uri = tracking.setup(config.tracking.experiment, tracking_uri)
     run_id, resumed = tracking.start_or_resume(config.tracking.experiment, name,
                                                run_id=previous and previous.get("mlflow_run_id"),
@@ -128,7 +125,7 @@ def train(config: TrainJobConfig, *, resume: bool = False, tracking_uri: str | N
     init_state, init_ref = initial_weights(config, uri) if previous is None else (None, None)
     if init_ref:
         tracking.log_params_once(run_id, {"train.init_from_pinned": init_ref})
-    dataset = train_data.train_dataset(config.data, clean, start_epoch=start_epoch, epochs=config.train.epochs)
+    dataset = task.train_dataset(config.data, clean, start_epoch=start_epoch, epochs=config.train.epochs)
     loop = loop_config(config, val=val, start_epoch=start_epoch, run_id=run_id, uri=uri, init_state=init_state)
     try:
         result = make_trainer(config, name, loop, dataset).fit()
@@ -142,29 +139,14 @@ def train(config: TrainJobConfig, *, resume: bool = False, tracking_uri: str | N
             "version": version, "metrics": metrics, "checkpoint": result.checkpoint.path}
 
 
-def _history(run_id: str) -> dict[str, list[tuple[int, float]]]:
+def _history(run_id: str, names: tuple[str, ...]) -> dict[str, list[tuple[int, float]]]:
     from mlflow import MlflowClient
 
     client = MlflowClient()
-    return {k: [(m.step, m.value) for m in client.get_metric_history(run_id, k)] for k in CURVES}
+    return {k: [(m.step, m.value) for m in client.get_metric_history(run_id, k)] for k in names}
 
 
-def _figures(folder: Path, model, config: TrainJobConfig, val: list[str], run_id: str) -> None:
-    from pipeline.metrics.fullref import psnr
-    from pipeline.train.loop import predict
-
-    s = spec(config.model.name)
-    pairs = train_data.validation_set(config.data.model_dump() | {"val_count": 4}, val)
-    outputs = predict(model, pairs, needs={"needs_sigma": s.needs_sigma, "needs_mask": s.needs_mask})
-    hwc = lambda a: a.transpose(1, 2, 0)  # noqa: E731
-    before = [psnr(hwc(t), hwc(i)) if t.shape == i.shape else float("nan")
-              for t, i in zip(pairs["target"], pairs["input"])]
-    after = [psnr(hwc(t), hwc(o)) for t, o in zip(pairs["target"], outputs)]
-    figures.before_after(folder / "before_after.png", pairs["input"], outputs, pairs["target"], before, after)
-    figures.curves(folder / "curves.png", _history(run_id))
-
-
-def finish(config: TrainJobConfig, checkpoint, *, run_id: str, val: list[str], clean: list[str]) -> str | None:
+def finish(config: TrainJobConfig, checkpoint, *, run_id: str, val, clean) -> str | None:
     """Log final weights and figures from the last checkpoint; register a version. Returns it."""
     from mlflow import MlflowClient
 
@@ -179,18 +161,21 @@ def finish(config: TrainJobConfig, checkpoint, *, run_id: str, val: list[str], c
     epoch = state["epoch"]
     artifact_path = f"weights/{checkpoints.dir_name(epoch)}"
     steps = json.dumps([s.model_dump() for s in config.data.steps])
+    task = tasks.of(config.model_dump())
     client = MlflowClient()
     with tempfile.TemporaryDirectory() as tmp:
-        extra = {"run_id": run_id, "epoch": epoch, "metrics": meta.get("metrics", {}), "data": clean, "steps": steps}
+        extra = {"run_id": run_id, "epoch": epoch, "metrics": meta.get("metrics", {}),
+                 "data": task.data_list(clean), "steps": steps}
         save_weights(model, Path(tmp) / "weights.pt", name=config.model.name, config=config.model.params, extra=extra)
         client.log_artifacts(run_id, tmp, artifact_path)
     with tempfile.TemporaryDirectory() as tmp:
-        _figures(Path(tmp), model, config, val, run_id)
+        task.figures(Path(tmp), model, config.data, val)
+        figures.curves(Path(tmp) / "curves.png", _history(run_id, task.curves))
         client.log_artifacts(run_id, tmp, f"figures/{checkpoints.dir_name(epoch)}")
     if not config.tracking.register_as:
         return None
-    tags = {"git_commit": git_commit(), "data": ",".join(config.data.clean)[:5000], "steps": steps[:5000],
-            "epoch": str(epoch), "val_psnr": f"{meta.get('metrics', {}).get('val_psnr', np.nan):.3f}"}
+    tags = {"git_commit": git_commit(), "steps": steps[:5000], "epoch": str(epoch),
+            **task.tags(config.data, meta.get("metrics", {}))}
     version = tracking.register(config.tracking.register_as, run_id, artifact_path, tags)
     if config.tracking.alias:
         tracking.set_alias(config.tracking.register_as, config.tracking.alias, version)

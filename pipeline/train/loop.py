@@ -1,4 +1,8 @@
-"""The supervised restoration loop run by every Ray Train worker (degraded -> clean).
+"""The supervised training loop run by every Ray Train worker, for every task.
+
+What is learned comes from the task (pipeline.train.tasks): restoration (degraded -> clean)
+or classification (crop -> domain and degradation labels); the loop only steps, counts and
+reports.
 
 Data: one streaming pass over the train dataset covers all remaining epochs; an epoch is
 `steps_per_epoch` global batches, so the stream is cut into epochs by counting. Every
@@ -7,9 +11,9 @@ batches are the same on every run. After a worker-group restart the loop resumes
 latest checkpoint and skips the batches of the epochs it already has (crops only, no
 training), so every epoch sees its own crops.
 
-Per epoch rank 0 measures PSNR/SSIM on the fixed validation pairs, logs to MLflow (run id
-and URI come in the loop config: the workers may live on other machines) and reports a
-checkpoint; the other ranks report metrics only.
+Per epoch rank 0 measures the task's validation metrics (PSNR/SSIM, accuracies) on its
+fixed validation set, logs to MLflow (run id and URI come in the loop config: the workers
+may live on other machines) and reports a checkpoint; the other ranks report metrics only.
 """
 
 from __future__ import annotations
@@ -22,23 +26,12 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from pipeline.metrics.fullref import psnr, ssim
-from pipeline.models import build, spec
-from pipeline.train import checkpoints
-from pipeline.train.data import model_inputs, validation_set
+from pipeline.models import build
+from pipeline.train import checkpoints, tasks
 
 log = logging.getLogger(__name__)
-
-
-def charbonnier(output: torch.Tensor, target: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
-    """Smooth L1 variant sqrt(d^2 + eps^2) (Lai et al.): robust like L1, differentiable at 0."""
-    return torch.sqrt((output - target) ** 2 + eps * eps).mean()
-
-
-LOSSES = {"l1": F.l1_loss, "mse": F.mse_loss, "charbonnier": charbonnier}
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -47,43 +40,18 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, batch: Mapping[str, torch.Tensor],
-               *, loss_fn, needs: Mapping[str, bool], bf16: bool, channels_last: bool,
-               grad_clip: float | None) -> float:
+               *, task, bf16: bool, channels_last: bool, grad_clip: float | None) -> float:
     """One optimiser step; the forward pass under bf16 autocast when asked, the loss in fp32."""
-    inputs = model_inputs(batch, channels_last=channels_last, **needs)
+    inputs = task.inputs(batch, channels_last=channels_last)
     with torch.autocast(inputs[0].device.type, dtype=torch.bfloat16, enabled=bf16):
         output = model(*inputs)
-    loss = loss_fn(output.float(), batch["target"])
+    loss = task.loss(output, batch)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if grad_clip:
         nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     optimizer.step()
     return float(loss.detach())
-
-
-@torch.no_grad()
-def predict(model: nn.Module, pairs: Mapping[str, np.ndarray], *, needs: Mapping[str, bool],
-            batch_size: int = 16) -> np.ndarray:
-    """Model outputs (N, C, H, W) in [0, 1] for validation pairs, in fp32 (as inference runs)."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    outputs = []
-    for start in range(0, len(pairs["input"]), batch_size):
-        batch = {k: torch.from_numpy(v[start : start + batch_size]).to(device) for k, v in pairs.items()}
-        outputs.append(model(*model_inputs(batch, **needs)).clamp(0, 1).float().cpu().numpy())
-    model.train(was_training)
-    return np.concatenate(outputs)
-
-
-def evaluate(model: nn.Module, pairs: Mapping[str, np.ndarray], *, needs: Mapping[str, bool]) -> dict[str, float]:
-    """Mean PSNR (dB) and SSIM of the model on the validation pairs."""
-    outputs = predict(model, pairs, needs=needs)
-    targets = pairs["target"].transpose(0, 2, 3, 1)
-    outputs = outputs.transpose(0, 2, 3, 1)
-    return {"val_psnr": float(np.mean([psnr(t, o) for t, o in zip(targets, outputs)])),
-            "val_ssim": float(np.mean([ssim(t, o) for t, o in zip(targets, outputs)]))}
 
 
 def mean_over_workers(value: float) -> float:
@@ -152,16 +120,14 @@ def train_loop(config: dict[str, Any]) -> None:
     rank = ray.train.get_context().get_world_rank()
     model, optimizer, epoch = _setup(config)
     model = ray.train.torch.prepare_model(model)
-    s, t = spec(config["model"]["name"]), config["train"]
-    needs = {"needs_sigma": s.needs_sigma, "needs_mask": s.needs_mask}
-    step_kwargs = dict(loss_fn=LOSSES[t["loss"]], needs=needs, bf16=t["bf16"],
-                       channels_last=t["channels_last"], grad_clip=t["grad_clip"])
+    task, t = tasks.of(config), config["train"]
+    step_kwargs = dict(task=task, bf16=t["bf16"], channels_last=t["channels_last"], grad_clip=t["grad_clip"])
     steps = config["steps_per_epoch"]
     batches = my_slices(ray.train.get_dataset_shard("train").iter_torch_batches(
         batch_size=config["batch_size"], drop_last=True), rank, config["worker_batch"])
     for _ in range(max(0, epoch - config["data_start_epoch"]) * steps):
         next(batches)  # epochs done before a worker-group restart: keep the stream aligned
-    val = validation_set(config["data"], config["val"]) if rank == 0 else None
+    val = task.validation_set(config["data"], config["val"]) if rank == 0 else None
     # After a worker-group restart the epochs since the last registered checkpoint run again
     # (with identical batches): their metrics are in MLflow already.
     logged = _logged_epochs(config) if rank == 0 else set()
@@ -170,7 +136,7 @@ def train_loop(config: dict[str, Any]) -> None:
             group["lr"] = lr_at(epoch, t)
         metrics = {"epoch": epoch + 1, "lr": lr_at(epoch, t), **run_epoch(model, optimizer, batches, steps, **step_kwargs)}
         metrics["train_loss"] = mean_over_workers(metrics["train_loss"])
-        _report(model, optimizer, epoch, metrics, config, val if rank == 0 else None, needs, epoch not in logged)
+        _report(model, optimizer, epoch, metrics, config, val if rank == 0 else None, task, epoch not in logged)
 
 
 def _logged_epochs(config: Mapping[str, Any]) -> set[int]:
@@ -184,7 +150,7 @@ def _logged_epochs(config: Mapping[str, Any]) -> set[int]:
 
 
 def _report(model, optimizer, epoch: int, metrics: dict[str, float], config: Mapping[str, Any],
-            val: Mapping[str, np.ndarray] | None, needs: Mapping[str, bool], log_metrics: bool = True) -> None:
+            val: Mapping[str, np.ndarray] | None, task, log_metrics: bool = True) -> None:
     """Rank 0 (`val` given): validate, log to MLflow, checkpoint. Everyone: ray.train.report."""
     import ray.train
 
@@ -193,7 +159,7 @@ def _report(model, optimizer, epoch: int, metrics: dict[str, float], config: Map
     with tempfile.TemporaryDirectory() as folder:
         checkpoint = None
         if val is not None:
-            metrics.update(evaluate(unwrap(model), val, needs=needs))
+            metrics.update(task.evaluate(unwrap(model), val))
             meta = {"model": config["model"], "mlflow_run_id": config["run_id"], "metrics": metrics}
             checkpoints.write(folder, model=unwrap(model), optimizer=optimizer, epoch=epoch + 1, meta=meta)
             checkpoint = ray.train.Checkpoint.from_directory(folder)

@@ -1,0 +1,171 @@
+"""Labelled classifier crops on Ray Data: domain images -> native-resolution crops, clean or
+with one degradation, labelled (domain, degradation).
+
+Crop `index` is a pure function of (seed, index), as pairs are (pipeline.degrade.pairs):
+one generator picks the domain (uniformly), a folder of that domain (uniformly, so 150
+CamVid frames do not drown 14 dashcam pictures), an image in it, the window, a horizontal
+flip, whether the crop stays clean (`p_clean`) and otherwise one step: a degradation label
+drawn uniformly among those the steps produce, then one of that label's steps with
+`pairs.degrade`. The label is what was applied: `LABEL_OF[kind]`, or `clean` when the step
+was skipped by its `p`.
+
+Crops are taken at the image's native resolution (small images are upscaled to the crop
+side first, never larger ones downscaled): downscaling would erase the noise, JPEG blocks
+and blur the degradation head must see. Degradations run on the image's own channels (a
+gray X-ray gets gray noise) before the crop becomes RGB float32 CHW in [0, 1].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import cv2
+import numpy as np
+
+from pipeline.degrade import LABEL_OF, pairs
+from pipeline.labels import DEGRADATIONS, DOMAINS
+from pipeline.train.config import DataConf
+from pipeline.train.data import VAL_SEED_OFFSET, resolve
+
+Images = dict[str, list[list[np.ndarray]]]
+"""Domain -> its folders -> decoded images (H, W, 1 or 3) in their own dtype."""
+
+
+def sources(data: DataConf) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """(train, val) URLs per domain; every image in one domain and one split only."""
+    train, val = {}, {}
+    for domain, conf in data.domains.items():
+        train[domain], val[domain] = resolve(conf.clean), resolve(conf.val)
+        if train[domain] is None or val[domain] is None:
+            raise FileNotFoundError(f"a dataset of domain {domain} {conf.clean + conf.val} is missing "
+                                    "(set IMGENHANCE_DATA)")
+    seen: dict[str, str] = {}
+    for split, per_domain in (("train", train), ("val", val)):
+        for domain, urls in per_domain.items():
+            for url in pairs.expand(urls):
+                where = f"{domain} {split}"
+                if seen.setdefault(url, where) != where:
+                    raise ValueError(f"{url} is in {seen[url]} and in {where}: splits and domains must be disjoint")
+    return train, val
+
+
+def native(image: np.ndarray) -> np.ndarray:
+    """(H, W, C) as stored: alpha dropped, RGB with three equal channels (a gray scan saved
+    as RGB) made one channel, so degradations treat it as the gray image it is."""
+    image = pairs.to_channels(image, 3)
+    if (image[:, :, 0] == image[:, :, 1]).all() and (image[:, :, 1] == image[:, :, 2]).all():
+        return np.ascontiguousarray(image[:, :, :1])
+    return image
+
+
+def at_least(image: np.ndarray, side: int) -> np.ndarray:
+    """Upscaled (bicubic) so the short side is at least `side`; larger images unchanged."""
+    h, w = image.shape[:2]
+    if min(h, w) >= side:
+        return image
+    f = side / min(h, w)
+    size = (max(side, round(w * f)), max(side, round(h * f)))
+    out = cv2.resize(image, size, interpolation=cv2.INTER_CUBIC)
+    return out[:, :, None] if out.ndim == 2 else out
+
+
+def load_domains(urls: Mapping[str, Sequence[str]], options: Mapping[str, Any] | None = None) -> Images:
+    """Every image under each domain's URLs, decoded, grouped by folder."""
+    out: Images = {}
+    for domain in (d for d in DOMAINS if d in urls):
+        folders: dict[str, list[np.ndarray]] = {}
+        for url in pairs.expand(urls[domain], options):
+            image = pairs.load_clean([url], 3, options)[0]
+            folders.setdefault(url.rpartition("/")[0], []).append(native(image))
+        out[domain] = list(folders.values())
+    return out
+
+
+def by_label(steps: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
+    """The steps grouped by the degradation label they produce (config order)."""
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for step in steps:
+        groups.setdefault(LABEL_OF[step["kind"]], []).append(step)
+    return groups
+
+
+def window(image: np.ndarray, crop: int, rng: np.random.Generator, augment: bool = True) -> np.ndarray:
+    """A random crop x crop window, flipped left-right half of the time when `augment` (never
+    rotated: scenes are upright at inference, and rain and snow have a direction)."""
+    image = at_least(image, crop)
+    h, w = image.shape[:2]
+    y, x = int(rng.integers(h - crop + 1)), int(rng.integers(w - crop + 1))
+    patch = image[y : y + crop, x : x + crop]
+    return np.ascontiguousarray(patch[:, ::-1] if augment and rng.random() < 0.5 else patch)
+
+
+def make_sample(images: Images, *, crop: int, steps: Sequence[Mapping[str, Any]], p_clean: float,
+                seed: int, index: int, augment: bool = True) -> dict[str, Any]:
+    """Crop `index`: input (3, crop, crop) float32 in [0, 1], domain and degradation (int64
+    indices into pipeline.labels DOMAINS / DEGRADATIONS) and the applied step (JSON-able)."""
+    rng = np.random.default_rng([seed, index])
+    domain = list(images)[int(rng.integers(len(images)))]
+    folder = images[domain][int(rng.integers(len(images[domain])))]
+    clean = window(folder[int(rng.integers(len(folder)))], crop, rng, augment)
+    image, applied = clean, []
+    if rng.random() >= p_clean:
+        groups = by_label(steps)
+        label = list(groups)[int(rng.integers(len(groups)))]
+        step = groups[label][int(rng.integers(len(groups[label])))]
+        image, applied, _ = pairs.degrade(clean, [step], rng)
+    if image.shape[:2] != (crop, crop):
+        raise ValueError(f"a classifier step must keep the crop size: {applied} gave {image.shape[:2]}")
+    label = applied[0]["label"] if applied else "clean"
+    return {"input": pairs.chw(pairs.to_channels(image, 3)), "domain": np.int64(DOMAINS.index(domain)),
+            "degradation": np.int64(DEGRADATIONS.index(label)), "applied": applied}
+
+
+class SampleMaker:
+    """Ray Data stage: a batch of ids -> a batch of labelled crops with global `index` = start + id.
+
+    Holds the decoded domain images (~280 MB for conf/train/classifier.yaml), so it runs
+    as an actor and loads them once.
+    """
+
+    def __init__(self, urls: Mapping[str, Sequence[str]], *, crop: int, steps: Sequence[Mapping[str, Any]],
+                 p_clean: float, seed: int, start: int = 0, augment: bool = True,
+                 options: Mapping[str, Any] | None = None) -> None:
+        self.images = load_domains(urls, options)
+        self.kwargs = dict(crop=crop, steps=list(steps), p_clean=p_clean, seed=seed, augment=augment)
+        self.start = start
+
+    def __call__(self, batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        index = self.start + np.asarray(batch["id"], dtype=np.int64)
+        made = [make_sample(self.images, index=int(i), **self.kwargs) for i in index]
+        return {"index": index, **{k: np.stack([m[k] for m in made]) for k in ("input", "domain", "degradation")}}
+
+
+def train_dataset(data: DataConf, urls: Mapping[str, Sequence[str]], *, start_epoch: int, epochs: int):
+    """Crops of epochs start_epoch .. epochs - 1 as one streaming dataset: ids through one
+    SampleMaker actor, with fractional CPUs (see pairs.paired_dataset for why)."""
+    import ray
+    from ray.data._internal.datasource.range_datasource import RangeDatasource
+
+    steps = [step.model_dump() for step in data.steps]
+    pairs.check_steps(steps)
+    count = (epochs - start_epoch) * data.per_epoch
+    ids = ray.data.read_datasource(RangeDatasource(n=count, block_format="arrow", column_name="id"),
+                                   num_cpus=data.num_cpus)
+    kwargs = dict(crop=data.crop, steps=steps, p_clean=data.p_clean, seed=data.seed,
+                  start=start_epoch * data.per_epoch, augment=data.augment)
+    absolute = {domain: pairs.absolute(u) for domain, u in urls.items()}
+    return ids.map_batches(SampleMaker, fn_constructor_args=(absolute,), fn_constructor_kwargs=kwargs,
+                           batch_size=32, num_cpus=data.num_cpus, compute=ray.data.ActorPoolStrategy(size=1))
+
+
+def validation_set(data: Mapping[str, Any], val: Mapping[str, Sequence[str]]) -> dict[str, np.ndarray]:
+    """The fixed validation crops (same every epoch and every resume) as stacked arrays.
+
+    `data` is DataConf.model_dump() (workers get plain dicts).
+    """
+    images = load_domains({d: pairs.absolute(u) for d, u in val.items()})
+    made = [make_sample(images, crop=data["crop"], steps=data["steps"], p_clean=data["p_clean"],
+                        augment=data["augment"], seed=data["seed"] + VAL_SEED_OFFSET, index=i)
+            for i in range(data["val_count"])]
+    return {k: np.stack([m[k] for m in made]) for k in ("input", "domain", "degradation")}
