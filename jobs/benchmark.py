@@ -3,8 +3,12 @@
     python -m jobs.benchmark --suite classical
     python -m jobs.benchmark --suite standard          # every suite whose data is present
     python -m jobs.benchmark --report-only             # rebuild BENCHMARKS.md from the Parquet
+    python -m jobs.benchmark --suite denoise-gray --model models:/ffdnet-gray/6 --model bm3d
 
 Suites live in conf/benchmarks.yaml; data comes from IMGENHANCE_DATA (default ../shared/data).
+`--model` replaces the models of suites that take model references. Each (model, suite) is
+also an MLflow run (experiment imgenhance-benchmark; --tracking-uri, else MLFLOW_TRACKING_URI,
+else ./mlflow.db; --no-tracking turns it off) with the aggregate metrics and the Parquet.
 """
 
 from __future__ import annotations
@@ -14,22 +18,72 @@ import logging
 import shlex
 import sys
 from pathlib import Path
+from typing import Any
 
-from pipeline.bench import classical, denoise, detector, pairs, realism
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from pipeline.bench import (autoencoder, classical, denoise, detector, memory, mnist, multitask, pairs, realism, runs,
+                             throughput)
 from pipeline.bench.report import render, write_suite
-from pipeline.config import CONF_DIR, load_yaml
+from pipeline.config import CONF_DIR, Strict, load_yaml, validate
 from pipeline.datasets import REPO_ROOT
 
 log = logging.getLogger("imgenhance.bench")
 
 # name -> (description, run(conf, seed) -> rows, summarize(table) -> markdown)
 SUITES = {
+    "ae-experiment": ("seed 004's autoencoders: trained on noisy vs fine-tuned vs classical", autoencoder.run,
+                      autoencoder.summarize),
     "classical": ("classical enhancers on their own degradation", classical.run, classical.summarize),
     "denoise-gray": ("gray denoisers against the published BSD68 table", denoise.run, denoise.summarize),
     "detector": ("statistics-based degradation detector accuracy", detector.run, detector.summarize),
+    "memory": ("peak memory of the enhance job, small vs 10x larger archive", memory.run, memory.summarize),
+    "mnist-noise": ("seed 004's three noise types on held-out MNIST digits", mnist.run, mnist.summarize),
+    "multitask": ("multitask vs single-task classifiers, same data and budget", multitask.run, multitask.summarize),
     "pairs": ("paired-data builder rate", pairs.run, pairs.summarize),
     "realism": ("synthetic weather vs real weather data", realism.run, realism.summarize),
+    "throughput": ("enhance job vs model-only ceiling vs a naive loop", throughput.run, throughput.summarize),
 }
+
+# Keys a suite's run() reads without a default (the others have defaults in the suite's code).
+REQUIRED_KEYS = {"classical": ("dataset", "cases"), "denoise-gray": ("models", "datasets", "sigmas", "protocols"),
+                 "mnist-noise": ("source", "noises"),
+                 "ae-experiment": ("source", "noises", "baselines", "architectures", "storage_path")}
+
+
+class SuiteConf(BaseModel):
+    """One suite's entry: a description plus the suite's own keys, read by its run()."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    description: str = ""
+    seed: int = 0
+
+
+class BenchmarksConf(Strict):
+    """conf/benchmarks.yaml (or a smaller file for --config): entries only for suites of SUITES."""
+
+    output: str = "benchmarks"
+    suites: dict[str, SuiteConf]
+    compare: dict[str, Any] = Field(default_factory=dict)
+    """Rules of the compare job, validated there (pipeline.compare.CompareConf)."""
+
+    @model_validator(mode="after")
+    def _every_suite_runnable(self) -> BenchmarksConf:
+        unknown = sorted(set(self.suites) - set(SUITES))
+        if unknown:
+            raise ValueError(f"unknown suites {unknown}; valid: {sorted(SUITES)}")
+        for name, suite in self.suites.items():
+            missing = [k for k in REQUIRED_KEYS.get(name, ()) if k not in (suite.model_extra or {})]
+            if missing:
+                raise ValueError(f"suite {name} lacks {missing}")
+        return self
+
+
+def load_config(path: str | Path) -> dict:
+    """The benchmarks config as a dict (what the suites read), validated by BenchmarksConf."""
+    data = load_yaml(path)
+    validate(BenchmarksConf, data, str(path))
+    return data
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,32 +91,60 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default=str(CONF_DIR / "benchmarks.yaml"))
     parser.add_argument("--report-only", action="store_true", help="only regenerate BENCHMARKS.md")
     parser.add_argument("--report", default=str(REPO_ROOT / "BENCHMARKS.md"), help="markdown file to regenerate")
+    parser.add_argument("--model", action="append", default=[], help="model reference or enhancer to measure "
+                        "instead of the suite's `models` (suites that take models only)")
+    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default MLFLOW_TRACKING_URI, else ./mlflow.db)")
+    parser.add_argument("--no-tracking", action="store_true", help="no MLflow runs")
 
 
-def _run_suite(name: str, conf: dict, folder: Path, command: str) -> None:
+def _run_suite(name: str, conf: dict, folder: Path, command: str, args: argparse.Namespace) -> None:
     _, run, summarize = SUITES[name]
     try:
         rows = run(conf, int(conf.get("seed", 0)))
     except FileNotFoundError as exc:
         log.warning("suite %s skipped: %s", name, exc)
         return
-    table = write_suite(folder / f"{name}.parquet", rows, command, REPO_ROOT)
+    path = folder / f"{name}.parquet"
+    table = write_suite(path, rows, command, REPO_ROOT)
     print(f"\n## {name}\n{summarize(table)}")
+    if not args.no_tracking:
+        for model, run_id in runs.log_suite(table, name, command, path, args.tracking_uri).items():
+            print(f"MLflow run {run_id}: {name} / {model}")
+
+
+def _suite_conf(name: str, conf: dict, models: list[str]) -> tuple[dict, str]:
+    """The suite's config with --model applied, and the command that reproduces it."""
+    command = f"python -m jobs.benchmark --suite {shlex.quote(name)}"
+    if not models:
+        return conf, command
+    if "models" not in conf:
+        raise ValueError(f"suite {name} does not take --model")
+    return {**conf, "models": models}, command + "".join(f" --model {shlex.quote(m)}" for m in models)
 
 
 def main(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    config = load_yaml(args.config)
+    config = load_config(args.config)
     folder = REPO_ROOT / config.get("output", "benchmarks")  # absolute paths stay as they are
     names = sorted(SUITES) if "standard" in args.suite else args.suite
     unknown = [n for n in names if n not in SUITES]
     if unknown or not (names or args.report_only):
         print(f"error: unknown or no suite {unknown}; choose from {sorted(SUITES)} or 'standard'", file=sys.stderr)
         return 2
+    try:
+        confs = {name: _suite_conf(name, config["suites"][name], args.model) for name in names}
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     for name in names if not args.report_only else []:
-        _run_suite(name, config["suites"][name], folder, f"python -m jobs.benchmark --suite {shlex.quote(name)}")
+        conf, command = confs[name]
+        _run_suite(name, conf, folder, command, args)
     summaries = {n: (d, s) for n, (d, _, s) in SUITES.items()}
     Path(args.report).write_text(render(folder, summaries))
+    if "throughput" in names and not args.report_only and (folder / "throughput.parquet").exists():
+        import pyarrow.parquet as pq
+
+        print(throughput.ratio_line(pq.read_table(folder / "throughput.parquet")))  # the last line, by contract
     return 0
 
 
