@@ -7,6 +7,12 @@ from jobs import benchmark
 from tests.conftest import png_bytes, small
 
 
+def _args(suite: str, config, report) -> argparse.Namespace:
+    """The benchmark job's arguments, never tracking (tests must not write the repo's mlflow.db)."""
+    return argparse.Namespace(suite=[suite], config=str(config), report_only=False, report=str(report),
+                              model=[], tracking_uri=None, no_tracking=True)
+
+
 def test_classical_suite_writes_parquet_and_report(tmp_path, monkeypatch):
     data = tmp_path / "data" / "Tiny"
     data.mkdir(parents=True)
@@ -17,9 +23,7 @@ def test_classical_suite_writes_parquet_and_report(tmp_path, monkeypatch):
         "dataset": "Tiny", "seed": 0,
         "cases": [{"enhancer": "median", "degrade": "salt_pepper", "params": {"amount": 0.1}}]}}}
     (tmp_path / "b.yaml").write_text(yaml.safe_dump(conf))
-    args = argparse.Namespace(suite=["classical"], config=str(tmp_path / "b.yaml"), report_only=False,
-                              report=str(tmp_path / "B.md"), model=[], tracking_uri=None, no_tracking=True)
-    assert benchmark.main(args) == 0
+    assert benchmark.main(_args("classical", tmp_path / "b.yaml", tmp_path / "B.md")) == 0
     table = pq.read_table(tmp_path / "bench" / "classical.parquet").to_pandas()
     assert len(table) == 2 and (table.psnr_output > table.psnr_input + 10).all()
     report = (tmp_path / "B.md").read_text()
@@ -27,9 +31,7 @@ def test_classical_suite_writes_parquet_and_report(tmp_path, monkeypatch):
 
 
 def test_unknown_suite_exits_2(tmp_path):
-    args = argparse.Namespace(suite=["nope"], config=benchmark.CONF_DIR / "benchmarks.yaml", report_only=False,
-                              report=str(tmp_path / "B.md"), model=[], tracking_uri=None, no_tracking=True)
-    assert benchmark.main(args) == 2
+    assert benchmark.main(_args("nope", benchmark.CONF_DIR / "benchmarks.yaml", tmp_path / "B.md")) == 2
 
 
 def test_denoise_suite_protocols_and_published_rows(tmp_path, monkeypatch):

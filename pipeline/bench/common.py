@@ -12,6 +12,16 @@ import numpy as np
 from pipeline.io.codecs import decode
 
 
+def enhancer_of(model: str, tracking_uri: str | None = None, threads: int = 2):
+    """A suite's model entry as an enhancer: a model reference (`bundled:`, `models:/`, a path)
+    becomes a LearnedEnhancer, anything else names a classical enhancer."""
+    from pipeline.enhance.enhance import build_enhancer
+
+    if ":" in model or "/" in model:
+        return build_enhancer("learned", {"model": model, "tracking_uri": tracking_uri, "threads": threads})
+    return build_enhancer(model, {})
+
+
 def load_image(path: Path) -> np.ndarray:
     """A dataset image as stored (uint8/uint16, RGB order), through the pipeline's decoder."""
     return decode(path.read_bytes(), max_pixels=10**9).pixels

@@ -11,9 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline import datasets
-from pipeline.bench.common import load_image, timed
-from pipeline.enhance.enhance import build_enhancer
-from pipeline.enhance.learned import LearnedEnhancer
+from pipeline.bench.common import enhancer_of, load_image, timed
 from pipeline.imageops import to_float
 from pipeline.metrics.fullref import psnr, ssim
 
@@ -22,11 +20,6 @@ PUBLISHED = {
     "BM3D (published)": (31.07, 28.57, 25.62), "DnCNN (published)": (31.73, 29.23, 26.23),
     "FFDNet (published)": (31.63, 29.19, 26.29), "NLRN (published)": (31.88, 29.41, 26.47),
 }
-
-
-def _enhancer(model: str, tracking_uri: str | None = None):
-    learned = ":" in model or "/" in model
-    return LearnedEnhancer(model, tracking_uri=tracking_uri, threads=2) if learned else build_enhancer(model, {})
 
 
 def _noisy(clean: np.ndarray, sigma: float, seed: int, protocol: str) -> np.ndarray:
@@ -54,7 +47,7 @@ def run(conf: dict, seed: int) -> list[dict]:
     """Rows for every model of `conf["models"]` (the compare job sets them, and `tracking_uri`)."""
     rows = []
     for model in conf["models"]:
-        enhancer = _enhancer(model, conf.get("tracking_uri"))  # loaded once, not once per dataset
+        enhancer = enhancer_of(model, conf.get("tracking_uri"))  # loaded once, not once per dataset
         for dataset in conf["datasets"]:
             rows.extend(_rows(enhancer, model, dataset, conf["sigmas"], conf["protocols"], seed))
     return rows

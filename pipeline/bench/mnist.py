@@ -16,8 +16,7 @@ from typing import Any
 import numpy as np
 from skimage.metrics import mean_squared_error as mse
 
-from pipeline.bench.common import timed
-from pipeline.bench.denoise import _enhancer as enhancer_of  # classical name or model reference
+from pipeline.bench.common import enhancer_of, timed
 from pipeline.degrade import DEGRADE
 from pipeline.degrade.pairs import load_clean
 from pipeline.enhance.enhance import build_enhancer

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from pipeline import raycluster
+from pipeline.bench.common import enhancer_of
 from pipeline.degrade import DEGRADE
 from pipeline.enhance.enhance import build_enhancer, enhance_image
 from pipeline.io.codecs import decode, encode
@@ -130,8 +131,7 @@ def enhancer_cost(names: list[str], image: np.ndarray, repeats: int = 2) -> list
     torch.set_num_threads(1)
     rows = []
     for name in names:
-        kind, params = ("learned", {"model": name, "threads": 1}) if ":" in name else (name, {})
-        enhancer = build_enhancer(kind, params)
+        enhancer = enhancer_of(name, threads=1)
         enhance_image(enhancer, image, {"noise_sigma": 25.0})  # warm-up
         started = time.perf_counter()
         for _ in range(repeats):
