@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pipeline.bench import (autoencoder, classical, denoise, detector, memory, mnist, multitask, pairs, realism, runs,
-                             throughput)
+                             sr, throughput)
 from pipeline.bench.report import render, write_suite
 from pipeline.config import CONF_DIR, Strict, load_yaml, validate
 from pipeline.datasets import REPO_ROOT
@@ -42,12 +42,14 @@ SUITES = {
     "multitask": ("multitask vs single-task classifiers, same data and budget", multitask.run, multitask.summarize),
     "pairs": ("paired-data builder rate", pairs.run, pairs.summarize),
     "realism": ("synthetic weather vs real weather data", realism.run, realism.summarize),
+    "sr-x4": ("x4 super-resolution on Set5 and Set14 (Y channel), against the published table", sr.run,
+              sr.summarize),
     "throughput": ("enhance job vs model-only ceiling vs a naive loop", throughput.run, throughput.summarize),
 }
 
 # Keys a suite's run() reads without a default (the others have defaults in the suite's code).
 REQUIRED_KEYS = {"classical": ("dataset", "cases"), "denoise-gray": ("models", "datasets", "sigmas", "protocols"),
-                 "mnist-noise": ("source", "noises"),
+                 "mnist-noise": ("source", "noises"), "sr-x4": ("models", "datasets"),
                  "ae-experiment": ("source", "noises", "baselines", "architectures", "storage_path")}
 
 

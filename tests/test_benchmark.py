@@ -1,4 +1,5 @@
 import argparse
+import numpy as np
 
 import pyarrow.parquet as pq
 import yaml
@@ -50,3 +51,38 @@ def test_denoise_suite_protocols_and_published_rows(tmp_path, monkeypatch):
 
     text = denoise.summarize(pa.Table.from_pylist(rows))
     assert "DnCNN (published)" in text and "| classical:bilateral |" in text
+
+
+def test_sr_protocol_reproduces_the_published_bicubic_row():
+    """The sr-x4 protocol (MATLAB-style bicubic LR, Y channel, 4 px border) gives the bicubic
+    figures every SR paper prints: Set5 28.42 dB, SSIM 0.8104."""
+    from tests.conftest import require_dataset
+
+    require_dataset("Set5")
+    import pyarrow as pa
+
+    from pipeline.bench import sr
+
+    rows = sr.run({"datasets": ["Set5"], "models": ["lanczos"]}, 0)
+    by_model = {m: [r for r in rows if r["model"] == m] for m in {r["model"] for r in rows}}
+    bicubic = by_model[sr.BICUBIC]
+    assert len(bicubic) == 5
+    assert abs(np.mean([r["psnr"] for r in bicubic]) - 28.42) < 0.05
+    assert abs(np.mean([r["ssim"] for r in bicubic]) - 0.8104) < 0.002
+    # cv2's Lanczos-4 is sharper than MATLAB's bicubic on the same input
+    assert np.mean([r["psnr"] for r in by_model["classical:lanczos"]]) > 28.6
+    assert "SRCNN (published)" not in sr.summarize(pa.Table.from_pylist(rows))  # only for Set5 + Set14
+
+
+def test_sr_scores_crop_the_border_and_use_studio_range_y():
+    from pipeline.bench import sr
+
+    hr = np.full((32, 32, 3), 153 / 255, np.float32)  # on the 8-bit grid, as outputs are rounded
+    out = hr.copy()
+    out[:4] = 0.0  # damage inside the cropped border only
+    assert sr.scores(hr, out)[0] == float("inf")
+    out[10, 10] = 0.0
+    value = sr.scores(hr, out)[0]
+    # one pixel off by Y (153/255) * 219/255 over 24 x 24 pixels
+    expected = 10 * np.log10(1 / ((153 / 255 * 219 / 255) ** 2 / 24**2))
+    assert abs(value - expected) < 0.01

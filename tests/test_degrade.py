@@ -210,3 +210,17 @@ def test_contact_sheet_writes_small_png(tmp_path):
     written = cv2.imread(str(path))
     rows = -(-(len(DEGRADE) + 1) // sheet.COLUMNS)
     assert written.shape[:2] == (rows * (48 + sheet.LABEL_H), sheet.COLUMNS * 48)
+
+
+def test_antialiased_downscale_averages_what_plain_bicubic_aliases():
+    """Pixel noise: MATLAB-style bicubic (anti-aliased) averages about a 4x4 neighbourhood per
+    output pixel, so its variation drops several fold; cv2's plain bicubic interpolates
+    between two input pixels and keeps most of it (aliasing)."""
+    noise = np.random.default_rng(0).random((128, 128, 1), dtype=np.float32)
+    smooth = DEGRADE["downscale"](noise, seed=0, factor=4, antialias=True)
+    plain = DEGRADE["downscale"](noise, seed=0, factor=4)
+    assert smooth.shape == plain.shape == (32, 32, 1)
+    assert plain.std() > 2.5 * smooth.std()
+    assert abs(smooth.mean() - noise.mean()) < 0.01
+    flat = DEGRADE["upscale_back"](np.full((40, 40, 3), 77, np.uint8), seed=0, factor=4, antialias=True)
+    assert flat.dtype == np.uint8 and flat.shape == (40, 40, 3) and (flat == 77).all()

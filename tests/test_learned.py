@@ -38,3 +38,24 @@ def test_gray_model_runs_per_channel_on_rgb_and_keeps_uint8(tiny_ffdnet):
 def test_unknown_bundled_name_lists_what_is_bundled():
     with pytest.raises(FileNotFoundError, match="bundled"):
         resolve("bundled:no-such-model")
+
+
+def test_gray_sr_model_upscales_luma_and_chroma_of_colour(tmp_path):
+    """A luma SR model on RGB: one model pass on Y, chroma upscaled bicubically. A neutral
+    grey picture stays neutral (R = G = B), a coloured one keeps its hue."""
+    torch.manual_seed(0)
+    config = {"channels": 1, "features": 8, "blocks": 1, "batch_norm": False}
+    path = tmp_path / "sr.pt"
+    save_weights(build("srresnet", **config), path, name="srresnet", config=config)
+    enhancer = LearnedEnhancer(str(path))
+    calls = []
+    original = enhancer.net.forward
+    enhancer.net.forward = lambda x: calls.append(x.shape) or original(x)
+    grey = np.repeat(small("camera", 24)[:, :, None], 3, axis=2).astype(np.float32) / 255
+    out = enhancer(grey)
+    assert out.shape == (96, 96, 3) and calls == [(1, 1, 24, 24)]
+    assert np.abs(out[:, :, 0] - out[:, :, 1]).max() < 2e-3 and np.abs(out[:, :, 2] - out[:, :, 1]).max() < 2e-3
+    red = np.zeros((16, 16, 3), np.float32)
+    red[:, :, 0] = 0.8
+    out = enhancer(red)[8:-8, 8:-8]
+    assert out[:, :, 0].mean() > 0.7 and out[:, :, 1:].max() < 0.1

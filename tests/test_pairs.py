@@ -107,3 +107,9 @@ def test_paired_dataset_streams_the_same_pairs_as_make_pair(ray_cluster, tmp_pat
     expected = pairs.make_pair(images, crop=16, steps=NOISE, seed=3, index=105)
     np.testing.assert_array_equal(rows[5]["input"], expected["input"])
     assert rows[5]["labels"] == expected["labels"]
+
+
+def test_check_steps_rejects_a_misspelt_param_before_any_actor_starts():
+    """Train steps share the recipe step format: a typo in a param name fails in the driver."""
+    with pytest.raises(ValueError, match="valid params: sigma"):
+        pairs.check_steps([{"kind": "gaussian_noise", "params": {"sigmaa": 25}}])

@@ -65,7 +65,7 @@ def test_apply_recipe_is_deterministic_per_seed():
 
 
 def test_unknown_kind_lists_valid_kinds():
-    with pytest.raises(ValidationError, match="valid kinds: .*gaussian_noise"):
+    with pytest.raises(ValidationError, match="unknown degradation .fog.; known: .*gaussian_noise"):
         rc.Recipe.model_validate([{"kind": "fog"}])
 
 

@@ -152,15 +152,12 @@ def draw(value: Any, rng: np.random.Generator) -> Any:
 
 
 def check_steps(steps: Sequence[Mapping[str, Any]]) -> None:
-    """Fail early (in the driver) on unknown kinds or keys rather than inside a Ray actor."""
+    """Fail early (in the driver) on unknown kinds, params or keys rather than inside a Ray
+    actor: every step must be a valid recipe step (pipeline.degrade.recipe.Step)."""
+    from pipeline.degrade.recipe import Step
+
     for step in steps:
-        extra = set(step) - {"kind", "params", "p"}
-        if extra or "kind" not in step:
-            raise ValueError(f"a step is {{kind, params, p}}, got keys {sorted(step)}")
-        if step["kind"] not in DEGRADE:
-            raise ValueError(f"unknown degradation {step['kind']!r}; known: {sorted(DEGRADE)}")
-        if not 0.0 <= float(step.get("p", 1.0)) <= 1.0:
-            raise ValueError(f"{step['kind']}: p must be in [0, 1]")
+        Step.model_validate(dict(step))
 
 
 def degrade(clean: np.ndarray, steps: Sequence[Mapping[str, Any]], rng: np.random.Generator

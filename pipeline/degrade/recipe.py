@@ -66,7 +66,7 @@ class Step(_Strict):
     @classmethod
     def _known_kind(cls, kind: str) -> str:
         if kind not in DEGRADE:
-            raise ValueError(f"unknown kind {kind!r}; valid kinds: {', '.join(DEGRADE)}")
+            raise ValueError(f"unknown degradation {kind!r}; known: {', '.join(DEGRADE)}")
         return kind
 
     @model_validator(mode="after")

@@ -14,7 +14,8 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from pipeline.config import CONF_DIR, Strict, apply_overrides, load_yaml, validate
-from pipeline.degrade import DEGRADE, RETURNS_MASK
+from pipeline.degrade import RETURNS_MASK
+from pipeline.degrade.recipe import Step
 from pipeline.labels import DEGRADATIONS, DOMAINS
 from pipeline.models import MODELS, spec
 
@@ -35,22 +36,6 @@ class ModelConf(Strict):
     def _known(cls, value: str) -> str:
         if value not in MODELS:
             raise ValueError(f"unknown model {value!r}; known: {sorted(MODELS)}")
-        return value
-
-
-class StepConf(Strict):
-    kind: str
-    """A `pipeline.degrade.DEGRADE` kind."""
-    params: dict[str, Any] = Field(default_factory=dict)
-    """Each a value, a [lo, hi] range drawn per pair, {choice: [...]} or {value: literal}."""
-    p: float = Field(1.0, ge=0, le=1)
-    """Probability the step is applied to a pair."""
-
-    @field_validator("kind")
-    @classmethod
-    def _known(cls, value: str) -> str:
-        if value not in DEGRADE:
-            raise ValueError(f"unknown degradation {value!r}; known: {sorted(DEGRADE)}")
         return value
 
 
@@ -94,7 +79,9 @@ class DataConf(Strict):
     augment: bool = True
     """Random flips and 90-degree rotations of every crop; false where orientation carries
     meaning (digits, text)."""
-    steps: list[StepConf] = Field(min_length=1)
+    steps: list[Step] = Field(min_length=1)
+    """Degradation steps, the recipe step format (pipeline.degrade.recipe.Step): kind, p and
+    params, each param a value, [lo, hi], {choice: [...]} or {value: literal}."""
     per_epoch: int = Field(gt=0)
     """Training pairs per epoch (pair index = epoch * per_epoch + i)."""
     val_count: int = Field(64, gt=0)
