@@ -46,12 +46,13 @@ def test_run_without_arguments_enhances_the_sample(ray_cluster, tmp_path, monkey
     assert len(logged) == 1 and logged["metrics.rows"].iloc[0] == 12
     assert logged["params.routes.default"].iloc[0] == "passthrough"
     # the pinned model of each route as params, mean metric gains per route as metrics, the report as artifact
-    assert logged["params.model.nlmeans"].iloc[0] == "classical:nlmeans"
-    assert logged["metrics.gain.nlmeans.psnr"].iloc[0] > 0 and logged["metrics.gain.nlmeans.noise"].iloc[0] < 0
+    # noise goes to the learned denoiser; no registry has a champion here, so the bundled weights run
+    assert logged["params.model.denoise"].iloc[0].startswith("bundled:ffdnet_gray@sha256:")
+    assert logged["metrics.gain.denoise.psnr"].iloc[0] > 0 and logged["metrics.gain.denoise.noise"].iloc[0] < 0
     report = (tmp_path / "out" / "_results" / "report.html").read_text()
     run_id = logged["run_id"].iloc[0]
     assert mlflow.artifacts.load_text(f"runs:/{run_id}/report.html") == report
-    assert "Before / after" in report and summary["models"]["nlmeans"] == "classical:nlmeans"
+    assert "Before / after" in report and summary["models"]["denoise"] == logged["params.model.denoise"].iloc[0]
 
 
 def test_unreachable_storage_exits_2_quickly(tmp_path, capsys, monkeypatch):

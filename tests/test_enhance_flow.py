@@ -95,7 +95,8 @@ def test_reference_fills_psnr_and_denoising_helps(ray_cluster, tmp_path):
     rows = results.read_results(str(tmp_path / "out"), None).to_pylist()
     assert len(rows) == 3
     for row in rows:
-        assert row["degradation"] == "noise" and row["enhancer"] == "nlmeans", row
+        assert row["degradation"] == "noise" and row["enhancer"] == "denoise", row
+        assert row["model"].startswith(("bundled:ffdnet_gray@sha256:", "models:/ffdnet-gray/")), row  # champion, else bundled
         assert row["psnr_after"] > row["psnr_before"] + 2, row
         assert row["noise_after"] < row["noise_before"]
 
