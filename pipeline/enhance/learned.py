@@ -152,7 +152,8 @@ class LearnedEnhancer(Enhancer):
 
     @torch.inference_mode()
     def _run(self, x: torch.Tensor, hints: Mapping[str, float]) -> torch.Tensor:
-        return self.net(*self._inputs(x, hints)).clamp(0, 1)
+        out = self.net(*self._inputs(x, hints))
+        return (out[0] if isinstance(out, tuple) else out).clamp(0, 1)  # (image, attention maps)
 
     def _tiled(self, x: torch.Tensor, hints: Mapping[str, float]) -> torch.Tensor:
         _, c, h, w = x.shape

@@ -93,9 +93,9 @@ class AttentiveGAN(nn.Module):
     """The Attentive GAN generator: attention maps from `AttentiveRecurrentNet`, then the
     `ContextualAutoencoder` on [image, last map].
 
-    `forward` returns (output, attention_maps); `forward_multiscale` returns all three
-    autoencoder scales for training (use it there: `forward` leaves the coarse heads without
-    gradients, which DDP would flag as unused parameters). `post_blur_sigma` > 0 (seed 001)
+    `forward` returns (output, attention_maps) in eval mode and, in train mode, all three
+    autoencoder scales instead of the output (the multi-scale loss uses every head; a single
+    output would leave the coarse heads without gradients, which DDP flags as unused). `post_blur_sigma` > 0 (seed 001)
     smooths the final output with a Gaussian (in pixels) to hide residual artefacts; training
     outputs are not blurred.
     """
@@ -114,8 +114,12 @@ class AttentiveGAN(nn.Module):
         maps = self.attention(x)
         return self.autoencoder(x, maps[-1]), maps
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor | list[torch.Tensor], list[torch.Tensor]]:
+        """Eval mode: (restored image, attention maps). Train mode: (all three scales, maps),
+        the outputs the multi-scale loss needs, from `forward` itself so DDP sees the call."""
         outputs, maps = self.forward_multiscale(x)
+        if self.training:
+            return outputs, maps
         return gaussian_blur(outputs[-1], self.post_blur_sigma), maps
 
 

@@ -30,11 +30,12 @@ def dir_name(epoch: int) -> str:
 
 
 def write(folder: str | os.PathLike, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-          epoch: int, meta: Mapping[str, Any]) -> Path:
-    """Save the state after `epoch` completed epochs into `folder`."""
+          epoch: int, meta: Mapping[str, Any], extra: Mapping[str, Any] | None = None) -> Path:
+    """Save the state after `epoch` completed epochs into `folder`; `extra` adds more state
+    (a GAN's discriminator and its optimiser)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch},
+    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch, **(extra or {})},
                folder / STATE)
     (folder / META).write_text(json.dumps({**meta, "epoch": epoch}, indent=2, sort_keys=True) + "\n")
     return folder
@@ -47,13 +48,19 @@ def read(folder: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any]]:
     return state, json.loads((folder / META).read_text())
 
 
-def load_into(checkpoint, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None) -> dict[str, Any]:
-    """Load a `ray.train.Checkpoint` into model (and optimizer); returns its meta."""
+def load_into(checkpoint, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None,
+              adversary=None) -> dict[str, Any]:
+    """Load a `ray.train.Checkpoint` into model (and optimizer, and a GAN's adversary); returns its meta."""
     with checkpoint.as_directory() as folder:
         state, meta = read(folder)
     model.load_state_dict(state["model"])
     if optimizer is not None:
         optimizer.load_state_dict(state["optimizer"])
+    if adversary is not None:
+        if "discriminator" not in state:
+            raise ValueError("the checkpoint has no discriminator: it was not written by a GAN run "
+                             "(start a new run, with train.init_from to keep the generator)")
+        adversary.load(state)
     return meta
 
 

@@ -99,6 +99,29 @@ class DataConf(Strict):
         return value
 
 
+class AdversarialConf(Strict):
+    """GAN training (pipeline.train.adversarial): a discriminator trained against the model."""
+
+    discriminator: str
+    """A `pipeline.models.MODELS` entry of kind gan: srgan_d or attentive_d."""
+    params: dict[str, Any] = Field(default_factory=dict)
+    weight: float = Field(1e-3, gt=0)
+    """Weight of the adversarial term in the generator's loss (SRGAN: 1e-3)."""
+    lr: float = Field(1e-4, gt=0)
+    """Discriminator learning rate (Adam, constant)."""
+    map_weight: float = Field(0.05, ge=0)
+    """attentive_d only: weight of its map loss (towards the generator's attention for fakes,
+    zero for real images)."""
+
+    @field_validator("discriminator")
+    @classmethod
+    def _a_discriminator(cls, value: str) -> str:
+        gans = sorted(n for n, s in MODELS.items() if s.kind == "gan")
+        if value not in gans:
+            raise ValueError(f"unknown discriminator {value!r}; known: {gans}")
+        return value
+
+
 class TrainConf(Strict):
     epochs: int = Field(gt=0)
     """Total epochs of the run (a resumed run continues up to this)."""
@@ -113,6 +136,8 @@ class TrainConf(Strict):
     channels_last: bool = False
     grad_clip: float | None = Field(None, gt=0)
     """Max gradient norm; None = no clipping."""
+    adversarial: AdversarialConf | None = None
+    """GAN training: the model is the generator; None = the pixel loss alone."""
     init_from: str | None = None
     """Weights that start a fresh run (`bundled:NAME`, `models:/NAME/VERSION|@ALIAS`, a path):
     fine-tuning, or training on where an earlier machine left off. Same architecture required."""
@@ -177,6 +202,12 @@ class TrainJobConfig(Strict):
         scale = self.model.params.get("scale", s.scale)
         if scale != self.data.scale or self.data.crop % self.data.scale:
             raise ValueError(f"data.scale {self.data.scale} must equal the model's scale {scale} and divide data.crop")
+        adversarial = self.train.adversarial
+        if adversarial is not None:
+            d_channels = adversarial.params.get("channels", spec(adversarial.discriminator).channels)
+            if s.kind == "classifier" or d_channels != channels:
+                raise ValueError(f"train.adversarial: {adversarial.discriminator} must judge the {channels}-channel "
+                                 f"images model {self.model.name} restores (set adversarial.params.channels)")
         if s.needs_mask and not any(step.kind in RETURNS_MASK for step in self.data.steps):
             raise ValueError(f"model {self.model.name} needs hole masks: add a step of {sorted(RETURNS_MASK)}")
         if self.tracking.alias and not self.tracking.register_as:

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from pipeline.models import build
-from pipeline.train import checkpoints, tasks
+from pipeline.train import adversarial, checkpoints, tasks
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +40,12 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, batch: Mapping[str, torch.Tensor],
-               *, task, bf16: bool, channels_last: bool, grad_clip: float | None) -> float:
-    """One optimiser step; the forward pass under bf16 autocast when asked, the loss in fp32."""
+               *, task, bf16: bool, channels_last: bool, grad_clip: float | None, adversary=None) -> dict[str, float]:
+    """One optimiser step (a GAN step when there is an adversary); the forward pass under bf16
+    autocast when asked, the loss in fp32. Returns the step's losses."""
+    if adversary is not None:
+        return adversarial.gan_step(model, optimizer, batch, task=task, adversary=adversary, bf16=bf16,
+                                    channels_last=channels_last, grad_clip=grad_clip)
     inputs = task.inputs(batch, channels_last=channels_last)
     with torch.autocast(inputs[0].device.type, dtype=torch.bfloat16, enabled=bf16):
         output = model(*inputs)
@@ -51,7 +55,7 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, batch: Mappin
     if grad_clip:
         nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     optimizer.step()
-    return float(loss.detach())
+    return {"train_loss": float(loss.detach())}
 
 
 def mean_over_workers(value: float) -> float:
@@ -75,7 +79,7 @@ def lr_at(epoch: int, train: Mapping[str, Any]) -> float:
 
 
 def run_epoch(model, optimizer, batches: Iterator, steps: int, **step_kwargs) -> dict[str, float]:
-    """`steps` training steps from `batches`: mean loss, seconds, and seconds spent waiting for data."""
+    """`steps` training steps from `batches`: mean losses, seconds, and seconds spent waiting for data."""
     model.train()
     start, waited, losses = time.perf_counter(), 0.0, []
     for _ in range(steps):
@@ -84,7 +88,8 @@ def run_epoch(model, optimizer, batches: Iterator, steps: int, **step_kwargs) ->
         waited += time.perf_counter() - t0
         losses.append(train_step(model, optimizer, batch, **step_kwargs))
     seconds = time.perf_counter() - start
-    return {"train_loss": float(np.mean(losses)), "epoch_seconds": seconds, "data_wait_seconds": waited,
+    return {**{k: float(np.mean([step[k] for step in losses])) for k in losses[0]},
+            "epoch_seconds": seconds, "data_wait_seconds": waited,
             "steps_per_s": steps / seconds, "compute_steps_per_s": steps / max(seconds - waited, 1e-9)}
 
 
@@ -94,8 +99,9 @@ def my_slices(batches, rank: int, size: int) -> Iterator[dict[str, torch.Tensor]
         yield {k: v[rank * size : (rank + 1) * size] for k, v in batch.items()}
 
 
-def _setup(config: Mapping[str, Any]) -> tuple[nn.Module, torch.optim.Optimizer, int]:
-    """Model and optimiser on this worker, restored from the latest checkpoint if there is one."""
+def _setup(config: Mapping[str, Any]) -> tuple[nn.Module, torch.optim.Optimizer, int, Any]:
+    """Model, optimiser and (GAN training) the adversary on this worker, restored from the
+    latest checkpoint if there is one."""
     import ray.train
 
     torch.manual_seed(config["data"]["seed"])  # the same initial weights on every rank
@@ -105,9 +111,11 @@ def _setup(config: Mapping[str, Any]) -> tuple[nn.Module, torch.optim.Optimizer,
     if config["train"]["channels_last"]:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=config["train"]["lr"])
+    gan = config["train"].get("adversarial")
+    adversary = adversarial.Adversary(gan) if gan else None
     checkpoint = ray.train.get_checkpoint()
-    epoch = checkpoints.load_into(checkpoint, model, optimizer)["epoch"] if checkpoint else 0
-    return model, optimizer, epoch
+    epoch = checkpoints.load_into(checkpoint, model, optimizer, adversary)["epoch"] if checkpoint else 0
+    return model, optimizer, epoch, adversary
 
 
 def train_loop(config: dict[str, Any]) -> None:
@@ -118,10 +126,13 @@ def train_loop(config: dict[str, Any]) -> None:
     if config["threads"]:
         torch.set_num_threads(config["threads"])
     rank = ray.train.get_context().get_world_rank()
-    model, optimizer, epoch = _setup(config)
+    model, optimizer, epoch, adversary = _setup(config)
     model = ray.train.torch.prepare_model(model)
+    if adversary is not None:
+        adversary.prepare()
     task, t = tasks.of(config), config["train"]
-    step_kwargs = dict(task=task, bf16=t["bf16"], channels_last=t["channels_last"], grad_clip=t["grad_clip"])
+    step_kwargs = dict(task=task, bf16=t["bf16"], channels_last=t["channels_last"], grad_clip=t["grad_clip"],
+                       adversary=adversary)
     steps = config["steps_per_epoch"]
     batches = my_slices(ray.train.get_dataset_shard("train").iter_torch_batches(
         batch_size=config["batch_size"], drop_last=True), rank, config["worker_batch"])
@@ -135,8 +146,11 @@ def train_loop(config: dict[str, Any]) -> None:
         for group in optimizer.param_groups:
             group["lr"] = lr_at(epoch, t)
         metrics = {"epoch": epoch + 1, "lr": lr_at(epoch, t), **run_epoch(model, optimizer, batches, steps, **step_kwargs)}
-        metrics["train_loss"] = mean_over_workers(metrics["train_loss"])
-        _report(model, optimizer, epoch, metrics, config, val if rank == 0 else None, task, epoch not in logged)
+        for key in ("train_loss", "pixel_loss", "g_loss", "d_loss"):
+            if key in metrics:
+                metrics[key] = mean_over_workers(metrics[key])
+        _report(model, optimizer, epoch, metrics, config, val if rank == 0 else None, task, epoch not in logged,
+                adversary)
 
 
 def _logged_epochs(config: Mapping[str, Any]) -> set[int]:
@@ -150,7 +164,7 @@ def _logged_epochs(config: Mapping[str, Any]) -> set[int]:
 
 
 def _report(model, optimizer, epoch: int, metrics: dict[str, float], config: Mapping[str, Any],
-            val: Mapping[str, np.ndarray] | None, task, log_metrics: bool = True) -> None:
+            val: Mapping[str, np.ndarray] | None, task, log_metrics: bool = True, adversary=None) -> None:
     """Rank 0 (`val` given): validate, log to MLflow, checkpoint. Everyone: ray.train.report."""
     import ray.train
 
@@ -161,7 +175,8 @@ def _report(model, optimizer, epoch: int, metrics: dict[str, float], config: Map
         if val is not None:
             metrics.update(task.evaluate(unwrap(model), val))
             meta = {"model": config["model"], "mlflow_run_id": config["run_id"], "metrics": metrics}
-            checkpoints.write(folder, model=unwrap(model), optimizer=optimizer, epoch=epoch + 1, meta=meta)
+            checkpoints.write(folder, model=unwrap(model), optimizer=optimizer, epoch=epoch + 1, meta=meta,
+                              extra=adversary.state() if adversary is not None else None)
             checkpoint = ray.train.Checkpoint.from_directory(folder)
             if config["run_id"] and log_metrics:
                 try:

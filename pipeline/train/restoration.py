@@ -29,6 +29,32 @@ def charbonnier(output: torch.Tensor, target: torch.Tensor, eps: float = 1e-3) -
 
 
 LOSSES = {"l1": F.l1_loss, "mse": F.mse_loss, "charbonnier": charbonnier}
+# Attentive GAN (Qian et al. 2018): weights of the 1/4, 1/2 and full-scale outputs, the decay
+# of earlier attention maps' weight, and the difference (of 255) that marks a rain/drop pixel.
+SCALE_WEIGHTS = (0.6, 0.8, 1.0)
+MAP_DECAY = 0.8
+MASK_THRESHOLD = 30 / 255
+
+
+def image_of(output) -> torch.Tensor:
+    """The restored image of a model's output: the tensor itself, or the first element of a
+    tuple (the Attentive GAN returns (image, attention maps); in train mode (scales, maps))."""
+    if isinstance(output, (tuple, list)):
+        output = output[0]
+        return output[-1] if isinstance(output, (tuple, list)) else output
+    return output
+
+
+def attentive_loss(output, batch: Mapping[str, torch.Tensor], pixel_loss) -> torch.Tensor:
+    """Multi-scale pixel loss over the three outputs plus the attention loss: every map is
+    pulled (MSE) towards the mask of pixels the degradation changed, later maps weighted more."""
+    scales, maps = output
+    target, degraded = batch["target"], batch["input"]
+    loss = sum(w * pixel_loss(out.float(), F.adaptive_avg_pool2d(target, out.shape[-2:]))
+               for w, out in zip(SCALE_WEIGHTS, scales))
+    mask = ((degraded - target).abs().amax(dim=1, keepdim=True) > MASK_THRESHOLD).float()
+    n = len(maps)
+    return loss + sum(MAP_DECAY ** (n - 1 - t) * F.mse_loss(m.float(), mask) for t, m in enumerate(maps))
 
 
 @torch.no_grad()
@@ -41,7 +67,7 @@ def predict(model: nn.Module, pairs: Mapping[str, np.ndarray], *, needs: Mapping
     outputs = []
     for start in range(0, len(pairs["input"]), batch_size):
         batch = {k: torch.from_numpy(v[start : start + batch_size]).to(device) for k, v in pairs.items()}
-        outputs.append(model(*model_inputs(batch, **needs)).clamp(0, 1).float().cpu().numpy())
+        outputs.append(image_of(model(*model_inputs(batch, **needs))).clamp(0, 1).float().cpu().numpy())
     model.train(was_training)
     return np.concatenate(outputs)
 
@@ -67,12 +93,22 @@ class Restoration:
         s = spec(config["model"]["name"])
         self.needs = {"needs_sigma": s.needs_sigma, "needs_mask": s.needs_mask}
         self.loss_fn = LOSSES[config["train"]["loss"]]
+        if config["train"].get("adversarial"):
+            self.curves = (*self.curves, "pixel_loss", "g_loss", "d_loss")
 
     def inputs(self, batch: Mapping[str, torch.Tensor], channels_last: bool = False) -> tuple[torch.Tensor, ...]:
         return model_inputs(batch, channels_last=channels_last, **self.needs)
 
-    def loss(self, output: torch.Tensor, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    def loss(self, output, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        if isinstance(output, tuple):  # an attentive generator in train mode: (scales, maps)
+            return attentive_loss(output, batch, self.loss_fn)
         return self.loss_fn(output.float(), batch["target"])
+
+    @staticmethod
+    def image_and_attention(output) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """What the discriminator judges (the full-scale image) and, for an attentive
+        generator, its final attention map (what an attentive discriminator should find)."""
+        return image_of(output), (output[1][-1] if isinstance(output, tuple) else None)
 
     def evaluate(self, model: nn.Module, val: Mapping[str, np.ndarray]) -> dict[str, float]:
         return evaluate(model, val, needs=self.needs)
