@@ -22,8 +22,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from pipeline.bench import (autoencoder, classical, denoise, detector, memory, mnist, multitask, pairs, realism, runs,
-                             sr, throughput)
+from pipeline.bench import (autoencoder, classical, denoise, detector, jpeg, memory, mnist, multitask, pairs, realism,
+                             runs, sr, throughput)
 from pipeline.bench.report import render, write_suite
 from pipeline.config import CONF_DIR, Strict, load_yaml, validate
 from pipeline.datasets import REPO_ROOT
@@ -37,6 +37,8 @@ SUITES = {
     "classical": ("classical enhancers on their own degradation", classical.run, classical.summarize),
     "denoise-gray": ("gray denoisers against the published BSD68 table", denoise.run, denoise.summarize),
     "detector": ("statistics-based degradation detector accuracy", detector.run, detector.summarize),
+    "jpeg-table": ("seed 003's Table I: JPEG quality vs PSNR, SSIM and size, and what deblocking wins back",
+                   jpeg.run, jpeg.summarize),
     "memory": ("peak memory of the enhance job, small vs 10x larger archive", memory.run, memory.summarize),
     "mnist-noise": ("seed 004's three noise types on held-out MNIST digits", mnist.run, mnist.summarize),
     "multitask": ("multitask vs single-task classifiers, same data and budget", multitask.run, multitask.summarize),
@@ -50,6 +52,7 @@ SUITES = {
 # Keys a suite's run() reads without a default (the others have defaults in the suite's code).
 REQUIRED_KEYS = {"classical": ("dataset", "cases"), "denoise-gray": ("models", "datasets", "sigmas", "protocols"),
                  "mnist-noise": ("source", "noises"), "sr-x4": ("models", "datasets"),
+                 "jpeg-table": ("datasets", "qualities"),
                  "ae-experiment": ("source", "noises", "baselines", "architectures", "storage_path")}
 
 

@@ -86,3 +86,24 @@ def test_sr_scores_crop_the_border_and_use_studio_range_y():
     # one pixel off by Y (153/255) * 219/255 over 24 x 24 pixels
     expected = 10 * np.log10(1 / ((153 / 255 * 219 / 255) ** 2 / 24**2))
     assert abs(value - expected) < 0.01
+
+
+def test_jpeg_table_size_and_fidelity_fall_with_quality(tmp_path, monkeypatch):
+    import pyarrow as pa
+
+    from pipeline.bench import jpeg
+
+    data = tmp_path / "data" / "Tiny"
+    data.mkdir(parents=True)
+    for name in ("camera", "astronaut"):
+        (data / f"{name}.png").write_bytes(png_bytes(small(name, 96)))
+    monkeypatch.setenv("IMGENHANCE_DATA", str(tmp_path / "data"))
+    rows = jpeg.run({"datasets": ["Tiny"], "qualities": [90, 50, 10], "models": ["deblock"]}, 0)
+    assert len(rows) == 2 * 3 * 2
+    for image in ("camera.png", "astronaut.png"):
+        plain = sorted((r for r in rows if r["image"] == image and r["model"] == jpeg.JPEG), key=lambda r: -r["quality"])
+        assert plain[0]["bytes"] > plain[1]["bytes"] > plain[2]["bytes"]
+        assert plain[0]["psnr"] > plain[1]["psnr"] > plain[2]["psnr"]
+        assert plain[0]["bpp"] == 8 * plain[0]["bytes"] / (96 * 96)
+    text = jpeg.summarize(pa.Table.from_pylist(rows))
+    assert "| 10 |" in text and "classical:deblock PSNR (gain)" in text
