@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pipeline.bench import (autoencoder, classical, denoise, detector, jpeg, memory, mnist, multitask, pairs, realism,
-                             runs, sr, throughput)
+                             runs, sr, throughput, tiling)
 from pipeline.bench.report import render, write_suite
 from pipeline.config import CONF_DIR, Strict, load_yaml, validate
 from pipeline.datasets import REPO_ROOT
@@ -46,6 +46,8 @@ SUITES = {
     "realism": ("synthetic weather vs real weather data", realism.run, realism.summarize),
     "sr-x4": ("x4 super-resolution on Set5 and Set14 (Y channel), against the published table", sr.run,
               sr.summarize),
+    "tiling": ("tiled vs whole-image enhancement of big 16-bit scenes: seams and memory", tiling.run,
+               tiling.summarize),
     "throughput": ("enhance job vs model-only ceiling vs a naive loop", throughput.run, throughput.summarize),
 }
 

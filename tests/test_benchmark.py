@@ -107,3 +107,28 @@ def test_jpeg_table_size_and_fidelity_fall_with_quality(tmp_path, monkeypatch):
         assert plain[0]["bpp"] == 8 * plain[0]["bytes"] / (96 * 96)
     text = jpeg.summarize(pa.Table.from_pylist(rows))
     assert "| 10 |" in text and "classical:deblock PSNR (gain)" in text
+
+
+def test_tiling_suite_tiled_matches_whole_on_a_16_bit_scene(tmp_path, monkeypatch):
+    import pyarrow as pa
+    import torch
+
+    from pipeline.bench import tiling
+    from pipeline.models import build
+    from pipeline.models.weights import save_weights
+
+    data = tmp_path / "data" / "Scenes"
+    data.mkdir(parents=True)
+    (data / "a.png").write_bytes(png_bytes(small("astronaut", 200)))
+    monkeypatch.setenv("IMGENHANCE_DATA", str(tmp_path / "data"))
+    torch.manual_seed(0)
+    config = {"channels": 1, "features": 8, "depth": 3}
+    save_weights(build("ffdnet", **config), tmp_path / "m.pt", name="ffdnet", config=config)
+    clean, noisy = tiling.scene("Scenes", 300, 15, 0)  # bigger than the picture: reflected
+    assert clean.dtype == noisy.dtype == np.uint16 and clean.shape == (300, 300, 1)
+    rows = tiling.run({"model": str(tmp_path / "m.pt"), "source": "Scenes", "sides": [300], "tile": 128,
+                       "overlap": 16, "sigma": 15}, 0)
+    whole, tiled = rows
+    assert (whole["mode"], tiled["mode"]) == ("whole", "tiled")
+    assert abs(tiled["psnr"] - whole["psnr"]) < 0.05 and tiled["psnr_tiled_vs_whole"] > 45
+    assert "tiles of 128" in tiling.summarize(pa.Table.from_pylist(rows))
