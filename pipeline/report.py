@@ -1,7 +1,7 @@
 """The HTML report of an enhance run: one self-contained file an operator opens anywhere.
 
 Built from the run's own result rows at the end of the run and written to
-`<output>/_results/report.html` (also logged to the run's MLflow run). Everything is inline
+`<output>/_results/report.html` and `report-<run_id>.html` (also logged to the run's MLflow run). Everything is inline
 (CSS, thumbnails as base64 JPEG, histograms as base64 PNG), so the file renders straight from
 S3, an MLflow artifact or an e-mail attachment. Every string that comes from the data (member
 names, error texts, URLs) is HTML-escaped and redacted: member names are hostile input.
@@ -263,12 +263,15 @@ def report_url(output: str) -> str:
 
 
 def publish(output: str, options: Mapping[str, Any] | None, rows: pa.Table, summary: Mapping[str, Any]) -> str | None:
-    """Build and write `_results/report.html`; its redacted URL, or None (with a warning) when
-    it could not be made: a report never fails the run it reports on."""
+    """Build and write `_results/report.html` (the latest run's) and `_results/report-<run_id>.html`
+    (kept, like the run's summary); the first's redacted URL, or None (with a warning) when it
+    could not be made: a report never fails the run it reports on."""
     started = time.monotonic()
     try:
         text = build(rows, output, options, summary).encode()
         fs, path = storage.filesystem(report_url(output), options)
+        if summary.get("run_id"):
+            fs.pipe_file(path[: -len(REPORT_NAME)] + f"report-{summary['run_id']}.html", text)
         fs.pipe_file(path, text)
     except Exception as exc:
         log.warning("report not written: %s", storage.redact(f"{type(exc).__name__}: {exc}"))

@@ -105,7 +105,9 @@ def test_report_on_s3_reads_and_writes_only_under_its_prefixes(s3_bucket):
     uri = report.publish(f"s3://{bucket}/out", None, rows, {"run_id": "r1"})
     assert uri == f"s3://{bucket}/out/_results/report.html"
     fs.invalidate_cache()
-    assert sorted(fs.find(bucket)) == [f"{bucket}/in/a.png", f"{bucket}/out/_results/report.html", f"{bucket}/out/in/a.png"]
+    assert sorted(fs.find(bucket)) == [f"{bucket}/in/a.png", f"{bucket}/out/_results/report-r1.html",
+                                       f"{bucket}/out/_results/report.html", f"{bucket}/out/in/a.png"]
+    assert fs.cat(f"{bucket}/out/_results/report-r1.html") == fs.cat(f"{bucket}/out/_results/report.html")
     html = report.load(f"s3://{bucket}/out", None)
     assert len(_thumb_sizes(html)) == 2 and SECRET not in html
 
@@ -168,6 +170,7 @@ def test_enhance_run_writes_its_report_with_models_and_gains(enhanced_run):
     assert summary["mean_gain"]["nlmeans"]["psnr"] > 3 and summary["mean_gain"]["nlmeans"]["noise"] < 0
     assert summary["mean_gain"]["lowlight"]["brightness"] > 0 and "passthrough" not in summary["mean_gain"]
     html = (root / "out" / "_results" / "report.html").read_text()
+    assert (root / "out" / "_results" / f"report-{summary['run_id']}.html").read_text() == html  # kept per run
     assert len(_thumb_sizes(html)) == 2 * 3 * 3  # before + after, 3 per route, 3 routes
     assert "&lt;script&gt;alert(1)&lt;/script&gt;.png" in html and "<script" not in html.lower()
     assert html.count("data:image/png;base64,") == 2  # gain histograms: nlmeans and lowlight
