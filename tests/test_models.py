@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import pickle
 
+import numpy as np
 import pytest
 import torch
 
@@ -250,3 +251,36 @@ def test_macs_match_hand_count():
 def test_ms_per_megapixel_runs():
     ms = ms_per_megapixel(_small("inpaint"), 3, side=32, repeats=1, threads=1, needs_mask=True)
     assert ms > 0
+
+
+def test_conv_autoencoder_learns_sparse_strokes_instead_of_going_black():
+    """MNIST-like data (white strokes on black): the sigmoid-output version went all black
+    within 40 Adam steps and never recovered; the linear output learns to denoise."""
+    import cv2
+    import torch.nn.functional as F
+
+    rng = np.random.default_rng(0)
+    digits = np.zeros((256, 1, 28, 28), np.float32)
+    for d in digits:
+        for _ in range(2):
+            p = rng.integers(4, 24, 4)
+            cv2.line(d[0], (int(p[0]), int(p[1])), (int(p[2]), int(p[3])), 1.0, 2)
+    clean = torch.from_numpy(digits)
+    torch.manual_seed(0)
+    model = build("conv_ae", features=8)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(300):
+        y = clean[torch.randint(0, 256, (32,), generator=g)]
+        x = (y + 0.1 * torch.randn(y.shape, generator=g)).clamp(0, 1)
+        loss = F.mse_loss(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    x = (clean + 0.1 * torch.randn(clean.shape, generator=g)).clamp(0, 1)
+    with torch.no_grad():
+        out = model(x)
+    assert out.min() >= 0 and out.max() <= 1  # clamped in eval mode
+    black = F.mse_loss(torch.zeros_like(clean), clean)  # where the sigmoid version ended
+    assert out.mean() > 0.5 * clean.mean() and F.mse_loss(out, clean) < 0.25 * black
