@@ -59,8 +59,21 @@ def test_compare_rules_in_config_name_suites_that_evaluate_models():
     for rule in [*rules.models.values(), *rules.kinds.values()]:
         assert rule.suite in SUITES and "models" in config["suites"][rule.suite]
     assert rules.rule("any-gray-denoiser", lambda: ("denoise", 1)).suite == "denoise-gray"
+    assert rules.rule("a-luma-sr", lambda: ("sr", 1)).suite == "sr-x4"
     with pytest.raises(LookupError, match="no compare rule"):
         rules.rule("a-classifier", lambda: ("classifier", 3))
+
+
+def test_a_suite_s_own_baseline_rows_are_not_versions():
+    from pipeline.compare import evaluate
+
+    def suite(conf, seed):
+        return [{"model": "bicubic (MATLAB imresize)", "psnr": 28.4}] + [{"model": m, "psnr": 30.0} for m in conf["models"]]
+
+    rows = evaluate(suite, {}, "sr", ["1", "2"], "sqlite:///x.db", 0)
+    assert list(rows["version"]) == ["1", "2"]
+    with pytest.raises(ValueError, match="no rows"):
+        evaluate(lambda conf, seed: [{"model": "bicubic", "psnr": 1.0}], {}, "sr", ["1"], "sqlite:///x.db", 0)
 
 
 def test_unreachable_registry_falls_back_to_the_bundled_weights():
