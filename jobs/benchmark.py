@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pipeline.bench import (autoencoder, classical, denoise, detector, jpeg, memory, mnist, multitask, pairs, realism,
-                             runs, sr, throughput, tiling)
+                             restore, runs, sr, throughput, tiling)
 from pipeline.bench.report import render, write_suite
 from pipeline.config import CONF_DIR, Strict, load_yaml, validate
 from pipeline.datasets import REPO_ROOT
@@ -36,9 +36,12 @@ SUITES = {
                       autoencoder.summarize),
     "classical": ("classical enhancers on their own degradation", classical.run, classical.summarize),
     "denoise-gray": ("gray denoisers against the published BSD68 table", denoise.run, denoise.summarize),
+    "derain": ("real rain and raindrop pairs: input vs classical vs models", restore.run, restore.summarize),
     "detector": ("statistics-based degradation detector accuracy", detector.run, detector.summarize),
     "jpeg-table": ("seed 003's Table I: JPEG quality vs PSNR, SSIM and size, and what deblocking wins back",
                    jpeg.run, jpeg.summarize),
+    "lowlight": ("synthetic low light on held-out images: the classical route vs models", restore.run,
+                 restore.summarize),
     "memory": ("peak memory of the enhance job, small vs 10x larger archive", memory.run, memory.summarize),
     "mnist-noise": ("seed 004's three noise types on held-out MNIST digits", mnist.run, mnist.summarize),
     "multitask": ("multitask vs single-task classifiers, same data and budget", multitask.run, multitask.summarize),
@@ -48,13 +51,16 @@ SUITES = {
               sr.summarize),
     "tiling": ("tiled vs whole-image enhancement of big 16-bit scenes: seams and memory", tiling.run,
                tiling.summarize),
+    "weather-synthetic": ("our rain, raindrops, snow and haze on held-out images: input vs classical vs models",
+                          restore.run, restore.summarize),
     "throughput": ("enhance job vs model-only ceiling vs a naive loop", throughput.run, throughput.summarize),
 }
 
 # Keys a suite's run() reads without a default (the others have defaults in the suite's code).
 REQUIRED_KEYS = {"classical": ("dataset", "cases"), "denoise-gray": ("models", "datasets", "sigmas", "protocols"),
                  "mnist-noise": ("source", "noises"), "sr-x4": ("models", "datasets"),
-                 "jpeg-table": ("datasets", "qualities"),
+                 "jpeg-table": ("datasets", "qualities"), "derain": ("cases",), "lowlight": ("cases",),
+                 "weather-synthetic": ("cases",),
                  "ae-experiment": ("source", "noises", "baselines", "architectures", "storage_path")}
 
 

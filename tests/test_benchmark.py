@@ -132,3 +132,35 @@ def test_tiling_suite_tiled_matches_whole_on_a_16_bit_scene(tmp_path, monkeypatc
     assert (whole["mode"], tiled["mode"]) == ("whole", "tiled")
     assert abs(tiled["psnr"] - whole["psnr"]) < 0.05 and tiled["psnr_tiled_vs_whole"] > 45
     assert "tiles of 128" in tiling.summarize(pa.Table.from_pylist(rows))
+
+
+def test_restore_suites_measure_real_and_synthetic_pairs(tmp_path, monkeypatch):
+    """Real pairs match by stem (an unpaired input is skipped); synthetic pairs degrade the
+    clean images; `only` limits a case to its classical route; the input row comes first."""
+    import pyarrow as pa
+
+    from pipeline.bench import restore
+    from pipeline.degrade import DEGRADE
+
+    root = tmp_path / "data"
+    for sub in ("Pairs/input", "Pairs/target", "Clean"):
+        (root / sub).mkdir(parents=True)
+    for name in ("coffee", "chelsea"):
+        clean = small(name, 64)
+        (root / "Pairs/target" / f"{name}.png").write_bytes(png_bytes(clean))
+        (root / "Pairs/input" / f"{name}.png").write_bytes(png_bytes(DEGRADE["haze"](clean, seed=1)))
+        (root / "Clean" / f"{name}.png").write_bytes(png_bytes(clean))
+    (root / "Pairs/input" / "alone.png").write_bytes(png_bytes(small("rocket", 64)))
+    monkeypatch.setenv("IMGENHANCE_DATA", str(root))
+    conf = {"cases": [{"name": "real", "pairs": "Pairs", "only": ["classical:dehaze"]},
+                      {"name": "dark", "dataset": "Clean", "count": 1, "degrade": {"kind": "low_light"},
+                       "only": ["classical:lowlight"]}],
+            "models": ["dehaze", "lowlight"]}
+    rows = restore.run(conf, 0)
+    real = [r for r in rows if r["case"] == "real"]
+    assert sorted({r["image"] for r in real}) == ["chelsea", "coffee"] and len(real) == 4
+    by = {(r["case"], r["model"], r["image"]): r for r in rows}
+    assert by[("real", "classical:dehaze", "coffee")]["psnr"] > by[("real", restore.INPUT, "coffee")]["psnr"]
+    dark = [r for r in rows if r["case"] == "dark"]
+    assert [r["model"] for r in dark] == [restore.INPUT, "classical:lowlight"]
+    assert "low_light() on Clean" in restore.summarize(pa.Table.from_pylist(rows))
