@@ -22,6 +22,16 @@ def enhancer_of(model: str, tracking_uri: str | None = None, threads: int = 2):
     return build_enhancer(model, {})
 
 
+def enhancers_by_label(models: list[str], tracking_uri: str | None = None) -> dict:
+    """{label: enhancer} of a suite's `models`; the label is what rows record (the pinned
+    model reference, `classical:<name>` for classical ones)."""
+    out = {}
+    for model in models:
+        enhancer = enhancer_of(model, tracking_uri)
+        out[getattr(enhancer, "model_ref", model) or model] = enhancer
+    return out
+
+
 def load_image(path: Path) -> np.ndarray:
     """A dataset image as stored (uint8/uint16, RGB order), through the pipeline's decoder."""
     return decode(path.read_bytes(), max_pixels=10**9).pixels

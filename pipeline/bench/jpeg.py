@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline import datasets
-from pipeline.bench.common import enhancer_of, load_image, timed
+from pipeline.bench.common import enhancers_by_label, load_image, timed
 from pipeline.imageops import to_float
 from pipeline.io.codecs import decode, encode
 from pipeline.metrics.fullref import psnr, ssim
@@ -38,10 +38,7 @@ def _rows_of_image(dataset: str, name: str, image: np.ndarray, qualities: list[i
 
 
 def run(conf: dict, seed: int) -> list[dict]:
-    enhancers = {}
-    for model in conf.get("models", []):
-        enhancer = enhancer_of(model, conf.get("tracking_uri"))
-        enhancers[getattr(enhancer, "model_ref", model) or model] = enhancer
+    enhancers = enhancers_by_label(conf.get("models", []), conf.get("tracking_uri"))
     rows = []
     for dataset in conf["datasets"]:
         for path in datasets.images(dataset):

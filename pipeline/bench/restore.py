@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline import datasets
-from pipeline.bench.common import enhancer_of, load_image, timed
+from pipeline.bench.common import enhancers_by_label, load_image, timed
 from pipeline.bench.sr import y_channel
 from pipeline.degrade import DEGRADE
 from pipeline.imageops import to_float
@@ -58,10 +58,7 @@ def _setting(case: dict) -> str:
 
 
 def run(conf: dict, seed: int) -> list[dict]:
-    enhancers = {}
-    for model in conf.get("models", []):
-        enhancer = enhancer_of(model, conf.get("tracking_uri"))
-        enhancers[getattr(enhancer, "model_ref", model) or model] = enhancer
+    enhancers = enhancers_by_label(conf.get("models", []), conf.get("tracking_uri"))
     rows = []
     for case in conf["cases"]:
         pairs = (real_pairs(case["pairs"]) if "pairs" in case
