@@ -77,5 +77,35 @@ def test_dry_run_lists_and_predicts_without_writing(tmp_path, capsys):
     _archive(archives / "day1.tar", ["camera.png"])
     assert cli.main(["run", "--input", str(archives), "--output", str(tmp_path / "out"), "--dry-run"]) == 0
     printed = capsys.readouterr().out
-    assert "day1/camera.png: noise" in printed and "-> nlmeans" in printed
+    assert "day1/camera.png: noise" in printed and "-> denoise" in printed  # the shipped routes: noise to the learned denoiser
     assert not (tmp_path / "out").exists()
+
+
+def test_rerun_retries_the_failed_members_only(ray_cluster, tmp_path):
+    """Run 1's model turns the bright image into NaN (a failed row); with the model fixed,
+    run 2 opens the archive again and enhances that member only; run 3 has nothing to do."""
+    from tests.test_faults import _nan_inputs, _nan_model
+
+    archive = tmp_path / "a.tar"
+    with tarfile.open(archive, "w") as tar:
+        for name, data in _nan_inputs().items():
+            add_tar_member(tar, name, data)
+    out, conf = tmp_path / "out", tmp_path / "conf"
+    conf.mkdir()
+    (conf / "routes.yaml").write_text("rules: []\ndefault: model\n")
+
+    def run(enhancer: str):
+        (conf / "enhance.yaml").write_text(f"routes: routes.yaml\ntracking: {{enabled: false}}\nenhancers:\n  model: {enhancer}\n")
+        config, routes = load_enhance_config(str(conf / "enhance.yaml"))
+        return flow.run(flow.plan([str(archive)], str(out), config), config, routes)
+
+    first = run(f"{{kind: learned, params: {{model: '{_nan_model(tmp_path / 'nan.pt')}'}}}}")
+    second = run("{kind: bilateral}")
+    third = run("{kind: bilateral}")
+    assert first["by_status"] == {"ok": 3, "failed": 1}
+    assert second["by_status"] == {"ok": 1} and second["archives_unchanged_skipped"] == 0
+    assert third["rows"] == 0 and third["archives_unchanged_skipped"] == 1
+    rows = results.read_results(str(out), None, ["key", "status", "run_id"]).to_pylist()
+    bright = sorted((r["run_id"], r["status"]) for r in rows if r["key"] == "a/bright.png")
+    assert [status for _, status in bright] == ["failed", "ok"]  # the latest row is its state
+    assert sum(r["key"] != "a/bright.png" for r in rows) == 3  # the others were not redone

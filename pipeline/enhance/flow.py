@@ -165,12 +165,15 @@ class Progress:
         self.routes: collections.Counter = collections.Counter()
         self.pixels = 0
         self.broken: set[str] = set()  # sources whose archive failed mid-stream
+        self.with_failures: set[str] = set()  # sources with a failed member: opened again next run
 
     def add(self, table) -> None:
         rows = table.select(["status", "enhancer", "height", "width", "member", "source"]).to_pylist()
         for row in rows:
             if row["member"] == ARCHIVE_ROW:
                 self.broken.add(row["source"])
+            elif row["status"] == "failed":
+                self.with_failures.add(row["source"])
             self.status[row["status"]] += 1
             self.routes[row["enhancer"] or "-"] += 1
             self.pixels += (row["height"] or 0) * (row["width"] or 0)
@@ -205,7 +208,7 @@ def run(run_plan: RunPlan, config: EnhanceConfig, routes: RoutesConf, progress_e
         progress.add(batch)
     writer.flush()
     marks = {storage.redact(s.url): s.fingerprint for s in run_plan.sources
-             if s.kind != "loose" and storage.redact(s.url) not in progress.broken}
+             if s.kind != "loose" and storage.redact(s.url) not in progress.broken | progress.with_failures}
     results.mark_sources(run_plan.output, config.storage.options, run_plan.run_id, marks)
     summary = progress.summary(run_plan)
     report = audit(run_plan.output, config.storage.options, run_id=run_plan.run_id)

@@ -89,11 +89,17 @@ def read_results(output: str, options: Mapping[str, Any] | None, columns: list[s
 
 
 def done_by_stem(output: str, options: Mapping[str, Any] | None) -> dict[str, dict[str, str | None]]:
-    """{source stem: {key: input hash}} of members that already have a row."""
-    table = read_results(output, options, ["key", "input_sha256"])
+    """{source stem: {key: input hash}} of members that already have an ok or skipped row.
+
+    Members whose rows are all `failed` (a read cut short, an enhancer error, a NaN output)
+    are not done: the next run tries them again, and its row joins the earlier one (the
+    latest row of a key is its current state). Skips are decisions about the input (not an
+    image, over a limit), so they stay done."""
+    table = read_results(output, options, ["key", "input_sha256", "status"])
     done: dict[str, dict[str, str | None]] = {}
-    for key, sha in zip(table["key"].to_pylist(), table["input_sha256"].to_pylist()):
-        done.setdefault(key.split("/", 1)[0], {})[key] = sha
+    for key, sha, status in zip(table["key"].to_pylist(), table["input_sha256"].to_pylist(), table["status"].to_pylist()):
+        if status != "failed":
+            done.setdefault(key.split("/", 1)[0], {})[key] = sha
     return done
 
 
