@@ -125,9 +125,16 @@ def _run_suite(name: str, conf: dict, folder: Path, command: str, args: argparse
             print(f"MLflow run {run_id}: {name} / {model}")
 
 
-def _suite_conf(name: str, conf: dict, models: list[str]) -> tuple[dict, str]:
-    """The suite's config with --model applied, and the command that reproduces it."""
+def _suite_conf(name: str, conf: dict, models: list[str], config_path: str | None = None) -> tuple[dict, str]:
+    """The suite's config with --model applied, and the command that reproduces it (with
+    --config when it is not the default file, and IMGENHANCE_DATA when set)."""
+    import os
+
     command = f"python -m jobs.benchmark --suite {shlex.quote(name)}"
+    if config_path and Path(config_path).resolve() != (CONF_DIR / "benchmarks.yaml").resolve():
+        command += f" --config {shlex.quote(config_path)}"
+    if os.environ.get("IMGENHANCE_DATA"):
+        command = f"IMGENHANCE_DATA={shlex.quote(os.environ['IMGENHANCE_DATA'])} " + command
     if not models:
         return conf, command
     if "models" not in conf:
@@ -145,7 +152,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"error: unknown or no suite {unknown}; choose from {sorted(SUITES)} or 'standard'", file=sys.stderr)
         return 2
     try:
-        confs = {name: _suite_conf(name, config["suites"][name], args.model) for name in names}
+        confs = {name: _suite_conf(name, config["suites"][name], args.model, args.config) for name in names}
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

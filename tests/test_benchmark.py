@@ -28,7 +28,9 @@ def test_classical_suite_writes_parquet_and_report(tmp_path, monkeypatch):
     table = pq.read_table(tmp_path / "bench" / "classical.parquet").to_pandas()
     assert len(table) == 2 and (table.psnr_output > table.psnr_input + 10).all()
     report = (tmp_path / "B.md").read_text()
-    assert "python -m jobs.benchmark --suite classical" in report and "| median | salt_pepper |" in report
+    assert "| median | salt_pepper |" in report
+    # the recorded command reproduces the run: its data setting and its config file
+    assert f"IMGENHANCE_DATA={tmp_path / 'data'} python -m jobs.benchmark --suite classical --config {tmp_path / 'b.yaml'}" in report
 
 
 def test_unknown_suite_exits_2(tmp_path):
