@@ -11,10 +11,13 @@ def test_shipped_enhance_config_and_routes_load():
     assert config.limits.max_pixels > 0 and routes.rules
     from pipeline.enhance.enhance import ENHANCERS, PASSTHROUGH
 
-    for name in enhancers_in(routes):
-        assert name == PASSTHROUGH or name in ENHANCERS, name
-    for name in config.enhancers:
-        assert name in ENHANCERS, f"conf/enhance.yaml configures unknown enhancer {name}"
+    for name in enhancers_in(routes):  # a built-in enhancer, or a pool conf/enhance.yaml configures
+        assert name == PASSTHROUGH or name in ENHANCERS or name in config.enhancers, name
+    for name, pool in config.enhancers.items():
+        assert (pool.kind or name) in ENHANCERS, f"conf/enhance.yaml: pool {name} has unknown kind {pool.kind or name}"
+    # the learned routes follow the registry's champion and fall back to shipped weights
+    for name in ("denoise", "upscale"):
+        assert config.enhancers[name].kind == "learned" and config.enhancers[name].params["fallback"].startswith("bundled:")
 
 
 def test_unknown_key_is_rejected_with_valid_keys():
