@@ -35,6 +35,7 @@ SUITES = {
     "ae-experiment": ("seed 004's autoencoders: trained on noisy vs fine-tuned vs classical", autoencoder.run,
                       autoencoder.summarize),
     "classical": ("classical enhancers on their own degradation", classical.run, classical.summarize),
+    "denoise-color": ("colour denoisers against the published CBSD68 table", denoise.run, denoise.summarize),
     "denoise-gray": ("gray denoisers against the published BSD68 table", denoise.run, denoise.summarize),
     "derain": ("real rain and raindrop pairs: input vs classical vs models", restore.run, restore.summarize),
     "detector": ("statistics-based degradation detector accuracy", detector.run, detector.summarize),
@@ -58,6 +59,7 @@ SUITES = {
 
 # Keys a suite's run() reads without a default (the others have defaults in the suite's code).
 REQUIRED_KEYS = {"classical": ("dataset", "cases"), "denoise-gray": ("models", "datasets", "sigmas", "protocols"),
+                 "denoise-color": ("models", "datasets", "sigmas", "protocols", "channels"),
                  "mnist-noise": ("source", "noises"), "sr-x4": ("models", "datasets"),
                  "jpeg-table": ("datasets", "qualities"), "derain": ("cases",), "lowlight": ("cases",),
                  "weather-synthetic": ("cases",),

@@ -166,3 +166,26 @@ def test_restore_suites_measure_real_and_synthetic_pairs(tmp_path, monkeypatch):
     dark = [r for r in rows if r["case"] == "dark"]
     assert [r["model"] for r in dark] == [restore.INPUT, "classical:lowlight"]
     assert "low_light() on Clean" in restore.summarize(pa.Table.from_pylist(rows))
+
+
+def test_denoise_color_keeps_three_channels_and_prints_the_cbsd68_table(tmp_path, monkeypatch):
+    import pyarrow as pa
+
+    from pipeline.bench import denoise
+
+    data = tmp_path / "data" / "CBSD68"
+    data.mkdir(parents=True)
+    (data / "a.png").write_bytes(png_bytes(small("coffee", 64)))
+    monkeypatch.setenv("IMGENHANCE_DATA", str(tmp_path / "data"))
+    seen = []
+
+    def bilateral(image, hints):
+        seen.append(image.shape)
+        return image
+
+    monkeypatch.setattr(denoise, "enhancer_of", lambda model, uri=None: bilateral)
+    conf = {"datasets": ["CBSD68"], "sigmas": [15, 25, 50], "protocols": ["float"], "models": ["bilateral"], "channels": 3}
+    rows = denoise.run(conf, 0)
+    assert len(rows) == 3 and set(seen) == {(64, 64, 3)}
+    text = denoise.summarize(pa.Table.from_pylist(rows))
+    assert "CBM3D (published)" in text and "DnCNN (published)" not in text
