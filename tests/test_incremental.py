@@ -109,3 +109,27 @@ def test_rerun_retries_the_failed_members_only(ray_cluster, tmp_path):
     bright = sorted((r["run_id"], r["status"]) for r in rows if r["key"] == "a/bright.png")
     assert [status for _, status in bright] == ["failed", "ok"]  # the latest row is its state
     assert sum(r["key"] != "a/bright.png" for r in rows) == 3  # the others were not redone
+
+
+def test_bad_content_is_not_retried_and_failures_stop_after_max_attempts(tmp_path):
+    """What reruns try again, from the rows alone: not corrupt bytes (they fail the same way
+    every time), and nothing beyond MAX_ATTEMPTS failures."""
+    import pyarrow as pa
+
+    from pipeline.io import schema
+
+    def row(key, status, sha, height):
+        return {"key": key, "status": status, "input_sha256": sha, "height": height, "run_id": "r", "source": "s",
+                "member": key.split("/", 1)[1]}
+
+    rows = [row("s/ok.png", "ok", "a", 8), row("s/corrupt.jpg", "failed", "b", None),
+            row("s/nan.png", "failed", "c", 8), row("s/cut.png", "failed", None, None)]
+    rows += [row("s/flaky.png", "failed", "d", 8)] * results.MAX_ATTEMPTS
+    table = pa.Table.from_pylist(rows).cast(pa.schema([schema.RESULT_SCHEMA.field(n) for n in rows[0]]))
+    out = tmp_path / "out" / "_results"
+    out.mkdir(parents=True)
+    import pyarrow.parquet as pq
+
+    pq.write_table(table, out / "part-r-00000.parquet")
+    done = results.done_by_stem(str(tmp_path / "out"), None)["s"]
+    assert done == {"s/ok.png": "a", "s/corrupt.jpg": "b", "s/flaky.png": "d"}  # nan and cut are retried

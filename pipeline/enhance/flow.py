@@ -165,14 +165,14 @@ class Progress:
         self.routes: collections.Counter = collections.Counter()
         self.pixels = 0
         self.broken: set[str] = set()  # sources whose archive failed mid-stream
-        self.with_failures: set[str] = set()  # sources with a failed member: opened again next run
+        self.with_failures: set[str] = set()  # sources with a retryable failure: opened again next run
 
     def add(self, table) -> None:
-        rows = table.select(["status", "enhancer", "height", "width", "member", "source"]).to_pylist()
+        rows = table.select(["status", "enhancer", "height", "width", "member", "source", "input_sha256"]).to_pylist()
         for row in rows:
             if row["member"] == ARCHIVE_ROW:
                 self.broken.add(row["source"])
-            elif row["status"] == "failed":
+            elif results.retryable(row["status"], row["input_sha256"], row["height"]):
                 self.with_failures.add(row["source"])
             self.status[row["status"]] += 1
             self.routes[row["enhancer"] or "-"] += 1

@@ -88,19 +88,39 @@ def read_results(output: str, options: Mapping[str, Any] | None, columns: list[s
     return pa.concat_tables(tables)
 
 
-def done_by_stem(output: str, options: Mapping[str, Any] | None) -> dict[str, dict[str, str | None]]:
-    """{source stem: {key: input hash}} of members that already have an ok or skipped row.
+# Runs that may try a failing member before it counts as done (its failure then stands).
+MAX_ATTEMPTS = 3
 
-    Members whose rows are all `failed` (a read cut short, an enhancer error, a NaN output)
-    are not done: the next run tries them again, and its row joins the earlier one (the
-    latest row of a key is its current state). Skips are decisions about the input (not an
-    image, over a limit), so they stay done."""
-    table = read_results(output, options, ["key", "input_sha256", "status"])
-    done: dict[str, dict[str, str | None]] = {}
-    for key, sha, status in zip(table["key"].to_pylist(), table["input_sha256"].to_pylist(), table["status"].to_pylist()):
-        if status != "failed":
-            done.setdefault(key.split("/", 1)[0], {})[key] = sha
-    return done
+
+def retryable(status: str, input_sha256: str | None, height: int | None) -> bool:
+    """A failure the next run should try again: anything failed except bytes that were read
+    and are no image (an input hash but no decoded size), which fail the same way every time."""
+    return status == "failed" and not (input_sha256 is not None and height is None)
+
+
+def done_by_stem(output: str, options: Mapping[str, Any] | None) -> dict[str, dict[str, str | None]]:
+    """{source stem: {key: input hash}} of members no run needs to try again.
+
+    Done: a member with an ok or skipped row; one whose bytes were read but are no image
+    (failed with an input hash and no decoded size: corrupt, truncated, not an image, which
+    fails the same way every time); and one that failed `MAX_ATTEMPTS` times. Other failures
+    are retried by the next run (a read cut short, an S3 error, an enhancer crash, a model's
+    NaN), and the retry's row joins the earlier ones: the latest row of a key is its state."""
+    table = read_results(output, options, ["key", "input_sha256", "status", "height"])
+    done: dict[str, str | None] = {}
+    failures: dict[str, list[str | None]] = {}
+    for key, sha, status, height in zip(*(table[c].to_pylist() for c in ("key", "input_sha256", "status", "height"))):
+        if not retryable(status, sha, height):
+            done[key] = sha
+        else:
+            failures.setdefault(key, []).append(sha)
+    for key, shas in failures.items():
+        if key not in done and len(shas) >= MAX_ATTEMPTS:
+            done[key] = shas[-1]
+    by_stem: dict[str, dict[str, str | None]] = {}
+    for key, sha in done.items():
+        by_stem.setdefault(key.split("/", 1)[0], {})[key] = sha
+    return by_stem
 
 
 def completed_sources(output: str, options: Mapping[str, Any] | None) -> dict[str, str]:
