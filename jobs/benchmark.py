@@ -133,6 +133,7 @@ def _suite_conf(name: str, conf: dict, models: list[str], config_path: str | Non
     import os
 
     command = f"python -m jobs.benchmark --suite {shlex.quote(name)}"
+    command += "".join(f" --model {shlex.quote(m)}" for m in models)
     if config_path and Path(config_path).resolve() != (CONF_DIR / "benchmarks.yaml").resolve():
         command += f" --config {shlex.quote(config_path)}"
     if os.environ.get("IMGENHANCE_DATA"):
@@ -141,7 +142,7 @@ def _suite_conf(name: str, conf: dict, models: list[str], config_path: str | Non
         return conf, command
     if "models" not in conf:
         raise ValueError(f"suite {name} does not take --model")
-    return {**conf, "models": models}, command + "".join(f" --model {shlex.quote(m)}" for m in models)
+    return {**conf, "models": models}, command
 
 
 def main(args: argparse.Namespace) -> int:
