@@ -8,7 +8,7 @@ arguments; jobs turn these models into those arguments in one place.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -110,6 +110,8 @@ class RouteRule(Strict):
     domain: list[str] | None = None
     """None matches any domain (including 'unknown')."""
     min_score: float = Field(0.0, ge=0, le=1)
+    channels: Literal[1, 3] | None = None
+    """1 matches gray images, 3 colour ones (an alpha channel aside); None matches both."""
     enhancer: str
 
     @field_validator("degradation", "domain", mode="before")

@@ -58,3 +58,17 @@ def test_first_matching_rule_wins_and_threshold_applies():
     assert choose(routes, "unknown", "noise", 0.7)[0] == "nlmeans"
     enhancer, reason = choose(routes, "unknown", "noise", 0.5)
     assert enhancer == "passthrough" and "default" in reason
+
+
+def test_route_rule_on_gray_or_colour():
+    routes = RoutesConf.model_validate({"rules": [
+        {"degradation": "noise", "channels": 1, "enhancer": "denoise"},
+        {"degradation": "noise", "enhancer": "nlmeans"}]})
+    assert choose(routes, "unknown", "noise", 0.9, channels=1)[0] == "denoise"
+    assert choose(routes, "unknown", "noise", 0.9, channels=2)[0] == "denoise"  # gray + alpha
+    assert choose(routes, "unknown", "noise", 0.9, channels=3)[0] == "nlmeans"
+    enhancer, reason = choose(routes, "unknown", "noise", 0.9, channels=4)
+    assert enhancer == "nlmeans" and "rule 2" in reason
+    assert "gray" in choose(routes, "unknown", "noise", 0.9, channels=1)[1]
+    with pytest.raises(ValueError):
+        RoutesConf.model_validate({"rules": [{"degradation": "noise", "channels": 2, "enhancer": "x"}]})

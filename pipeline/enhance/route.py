@@ -1,6 +1,6 @@
 """Route stage: the first rule of conf/routes.yaml that matches picks the enhancer.
 
-A rule matches on degradation, optionally domain, and a minimum degradation score; no
+A rule matches on degradation, optionally domain and gray/colour, and a minimum degradation score; no
 match sends the image to the table's default (passthrough). The chosen enhancer and the
 reason are written into the row, so every result says why it went where it went.
 """
@@ -13,19 +13,23 @@ from pipeline.config import RouteRule, RoutesConf
 from pipeline.enhance.rows import map_rows
 
 
-def _matches(rule: RouteRule, domain: str, degradation: str, score: float) -> bool:
+def _matches(rule: RouteRule, domain: str, degradation: str, score: float, channels: int | None) -> bool:
     if degradation not in rule.degradation:
         return False
     if rule.domain is not None and domain not in rule.domain:
         return False
+    if rule.channels is not None and (channels is None or (1 if channels <= 2 else 3) != rule.channels):
+        return False
     return score >= rule.min_score
 
 
-def choose(routes: RoutesConf, domain: str, degradation: str, score: float) -> tuple[str, str]:
-    """(enhancer, reason) for one classified image."""
+def choose(routes: RoutesConf, domain: str, degradation: str, score: float,
+           channels: int | None = None) -> tuple[str, str]:
+    """(enhancer, reason) for one classified image of `channels` channels (alpha included)."""
     for i, rule in enumerate(routes.rules):
-        if _matches(rule, domain, degradation, score):
+        if _matches(rule, domain, degradation, score, channels):
             where = "" if rule.domain is None else f" domain={domain}"
+            where += "" if rule.channels is None else (" gray" if rule.channels == 1 else " colour")
             return rule.enhancer, f"rule {i + 1}: degradation={degradation}{where} score {score:.2f} >= {rule.min_score:.2f}"
     return routes.default, f"no rule matched degradation={degradation} domain={domain} score {score:.2f}: default"
 
@@ -38,7 +42,7 @@ def enhancers_in(routes: RoutesConf) -> list[str]:
 
 def route_batch(table: pa.Table, routes: RoutesConf) -> pa.Table:
     def one(row: dict) -> None:
-        enhancer, reason = choose(routes, row["domain"], row["degradation"], row["degradation_score"])
+        enhancer, reason = choose(routes, row["domain"], row["degradation"], row["degradation_score"], row.get("channels"))
         row.update(enhancer=enhancer, route_reason=reason)
         if enhancer != "passthrough":
             row["data"] = None  # only a passthrough copy needs the original bytes
