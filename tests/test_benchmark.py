@@ -14,12 +14,19 @@ def _args(suite: str, config, report) -> argparse.Namespace:
                               model=[], tracking_uri=None, no_tracking=True)
 
 
-def test_classical_suite_writes_parquet_and_report(tmp_path, monkeypatch):
-    data = tmp_path / "data" / "Tiny"
+
+def _dataset(tmp_path, monkeypatch, name: str, pictures: dict[str, tuple[str, int]]) -> None:
+    """A dataset folder `name` of PNGs {file stem: (scikit-image picture, side)} under a data
+    root that IMGENHANCE_DATA points to."""
+    data = tmp_path / "data" / name
     data.mkdir(parents=True)
-    for name in ("camera", "moon"):
-        (data / f"{name}.png").write_bytes(png_bytes(small(name, 96)))
+    for stem, (picture, side) in pictures.items():
+        (data / f"{stem}.png").write_bytes(png_bytes(small(picture, side)))
     monkeypatch.setenv("IMGENHANCE_DATA", str(tmp_path / "data"))
+
+
+def test_classical_suite_writes_parquet_and_report(tmp_path, monkeypatch):
+    _dataset(tmp_path, monkeypatch, "Tiny", {"camera": ("camera", 96), "moon": ("moon", 96)})
     conf = {"output": str(tmp_path / "bench"), "suites": {"classical": {
         "dataset": "Tiny", "seed": 0,
         "cases": [{"enhancer": "median", "degrade": "salt_pepper", "params": {"amount": 0.1}}]}}}
@@ -40,11 +47,7 @@ def test_unknown_suite_exits_2(tmp_path):
 def test_denoise_suite_protocols_and_published_rows(tmp_path, monkeypatch):
     from pipeline.bench import denoise
 
-    data = tmp_path / "data" / "BSD68"
-    data.mkdir(parents=True)
-    for name in ("camera", "moon"):
-        (data / f"{name}.png").write_bytes(png_bytes(small(name, 64)))
-    monkeypatch.setenv("IMGENHANCE_DATA", str(tmp_path / "data"))
+    _dataset(tmp_path, monkeypatch, "BSD68", {"camera": ("camera", 64), "moon": ("moon", 64)})
     conf = {"datasets": ["BSD68"], "sigmas": [15, 25, 50], "protocols": ["float", "8bit"], "models": ["bilateral"]}
     rows = denoise.run(conf, 0)
     assert len(rows) == 2 * 3 * 2
@@ -95,11 +98,7 @@ def test_jpeg_table_size_and_fidelity_fall_with_quality(tmp_path, monkeypatch):
 
     from pipeline.bench import jpeg
 
-    data = tmp_path / "data" / "Tiny"
-    data.mkdir(parents=True)
-    for name in ("camera", "astronaut"):
-        (data / f"{name}.png").write_bytes(png_bytes(small(name, 96)))
-    monkeypatch.setenv("IMGENHANCE_DATA", str(tmp_path / "data"))
+    _dataset(tmp_path, monkeypatch, "Tiny", {"camera": ("camera", 96), "astronaut": ("astronaut", 96)})
     rows = jpeg.run({"datasets": ["Tiny"], "qualities": [90, 50, 10], "models": ["deblock"]}, 0)
     assert len(rows) == 2 * 3 * 2
     for image in ("camera.png", "astronaut.png"):
@@ -119,10 +118,7 @@ def test_tiling_suite_tiled_matches_whole_on_a_16_bit_scene(tmp_path, monkeypatc
     from pipeline.models import build
     from pipeline.models.weights import save_weights
 
-    data = tmp_path / "data" / "Scenes"
-    data.mkdir(parents=True)
-    (data / "a.png").write_bytes(png_bytes(small("astronaut", 200)))
-    monkeypatch.setenv("IMGENHANCE_DATA", str(tmp_path / "data"))
+    _dataset(tmp_path, monkeypatch, "Scenes", {"a": ("astronaut", 200)})
     torch.manual_seed(0)
     config = {"channels": 1, "features": 8, "depth": 3}
     save_weights(build("ffdnet", **config), tmp_path / "m.pt", name="ffdnet", config=config)
@@ -173,10 +169,7 @@ def test_denoise_color_keeps_three_channels_and_prints_the_cbsd68_table(tmp_path
 
     from pipeline.bench import denoise
 
-    data = tmp_path / "data" / "CBSD68"
-    data.mkdir(parents=True)
-    (data / "a.png").write_bytes(png_bytes(small("coffee", 64)))
-    monkeypatch.setenv("IMGENHANCE_DATA", str(tmp_path / "data"))
+    _dataset(tmp_path, monkeypatch, "CBSD68", {"a": ("coffee", 64)})
     seen = []
 
     def bilateral(image, hints):

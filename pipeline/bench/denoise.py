@@ -13,6 +13,7 @@ import numpy as np
 
 from pipeline import datasets
 from pipeline.bench.common import enhancer_of, load_image, timed
+from pipeline.degrade.pairs import to_channels
 from pipeline.imageops import to_float
 from pipeline.metrics.fullref import psnr, ssim
 
@@ -35,8 +36,7 @@ def _noisy(clean: np.ndarray, sigma: float, seed: int, protocol: str) -> np.ndar
 def _rows(enhancer, model: str, dataset: str, sigmas: list, protocols: list, seed: int, channels: int = 1) -> list[dict]:
     rows = []
     for index, path in enumerate(datasets.images(dataset)):
-        clean = to_float(load_image(path))
-        clean = clean[:, :, :1] if channels == 1 else (clean[:, :, :3] if clean.shape[2] >= 3 else np.repeat(clean, 3, axis=2))
+        clean = to_float(to_channels(load_image(path), channels))
         for sigma in sigmas:
             for protocol in protocols:
                 noisy = _noisy(clean, sigma, seed + index, protocol).astype(np.float32)

@@ -17,6 +17,7 @@ from pipeline import datasets
 from pipeline.bench.common import enhancers_by_label, load_image, timed
 from pipeline.bench.sr import y_channel
 from pipeline.degrade import DEGRADE
+from pipeline.degrade.pairs import to_channels
 from pipeline.imageops import to_float
 from pipeline.metrics.fullref import psnr, ssim
 
@@ -24,8 +25,7 @@ INPUT = "input (degraded)"
 
 
 def _rgb(image: np.ndarray) -> np.ndarray:
-    x = to_float(image)
-    return x[:, :, :3] if x.shape[2] >= 3 else np.repeat(x, 3, axis=2)
+    return to_float(to_channels(image, 3))
 
 
 def real_pairs(name: str) -> list[tuple[str, np.ndarray, np.ndarray]]:
