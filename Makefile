@@ -19,7 +19,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q torch==2.13.0 $(QUIET_PIP)
-	$(PY) -m pip install -q -e '.[dev]' $(QUIET_PIP)
+	$(PY) -m pip install -q -e '.[dev,bench]' $(QUIET_PIP)
 	touch $(STAMP)
 
 # The report's screenshot test (tests/test_report.py) renders it in headless Chromium: the

@@ -48,14 +48,16 @@ def test_denoise_suite_protocols_and_published_rows(tmp_path, monkeypatch):
     from pipeline.bench import denoise
 
     _dataset(tmp_path, monkeypatch, "BSD68", {"camera": ("camera", 64), "moon": ("moon", 64)})
-    conf = {"datasets": ["BSD68"], "sigmas": [15, 25, 50], "protocols": ["float", "8bit"], "models": ["bilateral"]}
+    conf = {"datasets": ["BSD68"], "sigmas": [15, 25, 50], "protocols": ["float", "8bit"],
+            "models": ["bilateral", "bm3d"], "restrict": {"bm3d": {"protocols": ["float"]}}}
     rows = denoise.run(conf, 0)
-    assert len(rows) == 2 * 3 * 2
+    assert len(rows) == 2 * 3 * 2 + 2 * 3  # BM3D on the float protocol only
+    assert {r["protocol"] for r in rows if r["model"] == "classical:bm3d"} == {"float"}
     assert all(r["psnr"] > r["psnr_input"] for r in rows)
     import pyarrow as pa
 
     text = denoise.summarize(pa.Table.from_pylist(rows))
-    assert "DnCNN (published)" in text and "| classical:bilateral |" in text
+    assert "DnCNN (published)" in text and "| classical:bilateral |" in text and "| classical:bm3d |" in text
 
 
 def test_sr_protocol_reproduces_the_published_bicubic_row():

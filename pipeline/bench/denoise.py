@@ -49,12 +49,17 @@ def _rows(enhancer, model: str, dataset: str, sigmas: list, protocols: list, see
 
 
 def run(conf: dict, seed: int) -> list[dict]:
-    """Rows for every model of `conf["models"]` (the compare job sets them, and `tracking_uri`)."""
+    """Rows for every model of `conf["models"]` (the compare job sets them, and `tracking_uri`).
+
+    `restrict: {model: {datasets: [...], protocols: [...]}}` runs a slow model (BM3D, seconds
+    per image) on part of the grid only; its rows then appear in those tables alone."""
     rows = []
     for model in conf["models"]:
+        only = (conf.get("restrict") or {}).get(model, {})
         enhancer = enhancer_of(model, conf.get("tracking_uri"))  # loaded once, not once per dataset
-        for dataset in conf["datasets"]:
-            rows.extend(_rows(enhancer, model, dataset, conf["sigmas"], conf["protocols"], seed, int(conf.get("channels", 1))))
+        for dataset in only.get("datasets", conf["datasets"]):
+            protocols = only.get("protocols", conf["protocols"])
+            rows.extend(_rows(enhancer, model, dataset, conf["sigmas"], protocols, seed, int(conf.get("channels", 1))))
     return rows
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from pipeline.enhance.base import Enhancer
 from pipeline.enhance.classical_deblock import Deblock
-from pipeline.enhance.classical_denoise import Bilateral, NLMeans, SwitchingMedian
+from pipeline.enhance.classical_denoise import BM3D, Bilateral, NLMeans, SwitchingMedian
 from pipeline.enhance.classical_periodic import Notch
 from pipeline.enhance.classical_restore import Dehaze, LowLight
 
@@ -54,6 +54,7 @@ class Passthrough(Enhancer):
 
 CLASSICAL: dict[str, type[Enhancer]] = {
     "nlmeans": NLMeans,
+    "bm3d": BM3D,
     "bilateral": Bilateral,
     "median": SwitchingMedian,
     "notch": Notch,

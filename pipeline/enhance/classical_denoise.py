@@ -223,3 +223,35 @@ class SwitchingMedian(Enhancer):
             impulses = detect_impulses(channel, self.tolerance, self.min_difference)
             out[:, :, c] = fill_impulses(channel, impulses, self.max_radius)
         return out
+
+
+class BM3D(Enhancer):
+    """BM3D (Dabov et al. 2007; `bm3d` package of the authors' group, the `bench` extra), the
+    classical reference of the denoising tables: gray per channel-free `bm3d.bm3d`, colour
+    `bm3d.bm3d_rgb` (CBM3D in an opponent space). Seconds per image on CPU: a benchmark
+    baseline, not a route.
+    """
+
+    name = "bm3d"
+    consumes = ("noise",)
+    scale = 1
+    model_ref = "classical:bm3d"
+
+    def __init__(self, min_sigma: float = 1.0) -> None:
+        try:
+            import bm3d  # noqa: F401
+        except ImportError:
+            raise ImportError("the bm3d enhancer needs the `bench` extra: pip install -e '.[bench]'") from None
+        self.min_sigma = min_sigma
+
+    def enhance(self, image: np.ndarray, hints: Mapping[str, float]) -> np.ndarray:
+        import bm3d
+
+        sigma = estimate_sigma(image, hints)
+        if sigma < self.min_sigma:
+            return image.copy()
+        if image.shape[2] == 3:
+            out = bm3d.bm3d_rgb(image.astype(np.float64), sigma / 255.0)
+        else:
+            out = bm3d.bm3d(image[:, :, 0].astype(np.float64), sigma / 255.0)[:, :, None]
+        return np.clip(out, 0.0, 1.0).astype(np.float32)
