@@ -54,3 +54,14 @@ def luminance(image: np.ndarray) -> np.ndarray:
         return image[:, :, 0]
     rgb = image[:, :, :3]
     return rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+def thumbnail(image: np.ndarray, side: int) -> np.ndarray:
+    """The whole image squeezed to (side, side, C), area-averaged (bilinear when enlarging):
+    the view a whole-image classifier sees, in training and in the enhance job alike."""
+    import cv2
+
+    h, w = image.shape[:2]
+    interpolation = cv2.INTER_AREA if min(h, w) >= side else cv2.INTER_LINEAR
+    out = cv2.resize(np.ascontiguousarray(image), (side, side), interpolation=interpolation)
+    return out[:, :, None] if out.ndim == 2 else out

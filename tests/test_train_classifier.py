@@ -13,6 +13,7 @@ import torch
 
 from pipeline.config import ConfigError
 from pipeline.degrade import LABEL_OF
+from pipeline.imageops import thumbnail
 from pipeline.labels import DEGRADATIONS, DOMAINS
 from pipeline.train import classify_data as cd
 from pipeline.train.config import TRAIN_CONF_DIR, load_train_config
@@ -236,3 +237,23 @@ def test_multitask_summary_reports_epochs_and_time_to_target():
     assert "| degradation | resnet_multitask | 0.700 | 3 | 0.80 | not reached | - |" in text
     assert "| domain | resnet_single | 0.820 | 3 | 0.80 | 3 | 3.0 |" in text
     assert "multitask 3.0 min (one run) vs single-task 6.0 min (two runs)" in text
+
+
+def test_whole_view_is_the_thumbnail_the_enhance_job_classifies():
+    # A 900 x 1500 picture, left half dark and right half bright: a native crop sees one half,
+    # the whole view sees both, squeezed to crop x crop exactly as imageops.thumbnail does.
+    picture = np.zeros((900, 1500, 3), np.uint8)
+    picture[:, 750:] = 200
+    images = {"traffic": [[picture]], "satellite": [[picture]]}
+    s = cd.make_sample(images, crop=32, steps=ONE_PER_LABEL, p_clean=1.0, seed=0, index=0, augment=False, view="whole")
+    expected = thumbnail(cd.whole(picture, np.random.default_rng(0), augment=False), 32)
+    np.testing.assert_allclose(s["input"], expected.transpose(2, 0, 1) / 255.0, atol=1e-6)
+    assert s["input"][:, :, :14].max() == 0 and s["input"][:, :, 18:].min() > 0.7
+    for i in range(30):  # augmented windows keep >= 70 % of each side: both halves always show
+        s = cd.make_sample(images, crop=32, steps=ONE_PER_LABEL, p_clean=1.0, seed=1, index=i, view="whole")
+        columns = s["input"].mean(axis=(0, 1))
+        assert columns.min() < 0.1 and columns.max() > 0.6
+        assert max(cd.whole(picture, np.random.default_rng(i)).shape) <= cd.WORK_SIDE
+    for i in range(30):  # every degradation runs at the work size and comes out as the thumbnail
+        s = cd.make_sample(images, crop=32, steps=ONE_PER_LABEL, p_clean=0.0, seed=2, index=i, view="whole")
+        assert s["input"].shape == (3, 32, 32) and DEGRADATIONS[s["degradation"]] != "clean"

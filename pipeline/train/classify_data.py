@@ -9,10 +9,15 @@ drawn uniformly among those the steps produce, then one of that label's steps wi
 `pairs.degrade`. The label is what was applied: `LABEL_OF[kind]`, or `clean` when the step
 was skipped by its `p`.
 
-Crops are taken at the image's native resolution (small images are upscaled to the crop
-side first, never larger ones downscaled): downscaling would erase the noise, JPEG blocks
-and blur the degradation head must see. Degradations run on the image's own channels (a
-gray X-ray gets gray noise) before the crop becomes RGB float32 CHW in [0, 1].
+Two views (`DataConf.view`):
+- `crop`: crops at the image's native resolution (small images are upscaled to the crop side
+  first, never larger ones downscaled): downscaling would erase the noise, JPEG blocks and
+  blur the degradation head must see.
+- `whole`: the whole picture as the enhance job's classify stage sees it, for a domain head.
+  A random window of 70-100 % of each side (all of it without `augment`), area-reduced to at
+  most WORK_SIDE px, degraded there, then squeezed to crop x crop (`imageops.thumbnail`).
+Degradations run on the image's own channels (a gray X-ray gets gray noise) before the
+sample becomes RGB float32 CHW in [0, 1].
 """
 
 from __future__ import annotations
@@ -24,12 +29,16 @@ import cv2
 import numpy as np
 
 from pipeline.degrade import LABEL_OF, pairs
+from pipeline.imageops import thumbnail
 from pipeline.labels import DEGRADATIONS, DOMAINS
 from pipeline.train.config import DataConf
 from pipeline.train.data import VAL_SEED_OFFSET, resolve
 
 Images = dict[str, list[list[np.ndarray]]]
 """Domain -> its folders -> decoded images (H, W, 1 or 3) in their own dtype."""
+
+WORK_SIDE = 384
+"""`whole` view: the long side degradations run at (bounds their cost on 4000 px scenes)."""
 
 
 def sources(data: DataConf) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
@@ -100,22 +109,44 @@ def window(image: np.ndarray, crop: int, rng: np.random.Generator, augment: bool
     return np.ascontiguousarray(patch[:, ::-1] if augment and rng.random() < 0.5 else patch)
 
 
+def whole(image: np.ndarray, rng: np.random.Generator, augment: bool = True) -> np.ndarray:
+    """The `whole` view before degradation: a random window of 70-100 % of each side,
+    flipped half of the time (the whole image without `augment`), its long side area-reduced
+    to at most WORK_SIDE."""
+    if augment:
+        h, w = image.shape[:2]
+        ch, cw = (max(1, round(n * f)) for n, f in zip((h, w), rng.uniform(0.7, 1.0, 2)))
+        y, x = int(rng.integers(h - ch + 1)), int(rng.integers(w - cw + 1))
+        image = image[y : y + ch, x : x + cw]
+        image = image[:, ::-1] if rng.random() < 0.5 else image
+    h, w = image.shape[:2]
+    if max(h, w) > WORK_SIDE:
+        f = WORK_SIDE / max(h, w)
+        image = cv2.resize(np.ascontiguousarray(image), (max(1, round(w * f)), max(1, round(h * f))),
+                           interpolation=cv2.INTER_AREA)
+        image = image[:, :, None] if image.ndim == 2 else image
+    return np.ascontiguousarray(image)
+
+
 def make_sample(images: Images, *, crop: int, steps: Sequence[Mapping[str, Any]], p_clean: float,
-                seed: int, index: int, augment: bool = True) -> dict[str, Any]:
-    """Crop `index`: input (3, crop, crop) float32 in [0, 1], domain and degradation (int64
+                seed: int, index: int, augment: bool = True, view: str = "crop") -> dict[str, Any]:
+    """Sample `index`: input (3, crop, crop) float32 in [0, 1], domain and degradation (int64
     indices into pipeline.labels DOMAINS / DEGRADATIONS) and the applied step (JSON-able)."""
     rng = np.random.default_rng([seed, index])
     domain = list(images)[int(rng.integers(len(images)))]
     folder = images[domain][int(rng.integers(len(images[domain])))]
-    clean = window(folder[int(rng.integers(len(folder)))], crop, rng, augment)
+    picture = folder[int(rng.integers(len(folder)))]
+    clean = window(picture, crop, rng, augment) if view == "crop" else whole(picture, rng, augment)
     image, applied = clean, []
     if rng.random() >= p_clean:
         groups = by_label(steps)
         label = list(groups)[int(rng.integers(len(groups)))]
         step = groups[label][int(rng.integers(len(groups[label])))]
         image, applied, _ = pairs.degrade(clean, [step], rng)
-    if image.shape[:2] != (crop, crop):
-        raise ValueError(f"a classifier step must keep the crop size: {applied} gave {image.shape[:2]}")
+    if image.shape[:2] != clean.shape[:2]:
+        raise ValueError(f"a classifier step must keep the size: {applied} gave {image.shape[:2]}")
+    if view == "whole":
+        image = thumbnail(image, crop)
     label = applied[0]["label"] if applied else "clean"
     return {"input": pairs.chw(pairs.to_channels(image, 3)), "domain": np.int64(DOMAINS.index(domain)),
             "degradation": np.int64(DEGRADATIONS.index(label)), "applied": applied}
@@ -129,10 +160,10 @@ class SampleMaker:
     """
 
     def __init__(self, urls: Mapping[str, Sequence[str]], *, crop: int, steps: Sequence[Mapping[str, Any]],
-                 p_clean: float, seed: int, start: int = 0, augment: bool = True,
+                 p_clean: float, seed: int, start: int = 0, augment: bool = True, view: str = "crop",
                  options: Mapping[str, Any] | None = None) -> None:
         self.images = load_domains(urls, options)
-        self.kwargs = dict(crop=crop, steps=list(steps), p_clean=p_clean, seed=seed, augment=augment)
+        self.kwargs = dict(crop=crop, steps=list(steps), p_clean=p_clean, seed=seed, augment=augment, view=view)
         self.start = start
 
     def __call__(self, batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -153,7 +184,7 @@ def train_dataset(data: DataConf, urls: Mapping[str, Sequence[str]], *, start_ep
     ids = ray.data.read_datasource(RangeDatasource(n=count, block_format="arrow", column_name="id"),
                                    num_cpus=data.num_cpus)
     kwargs = dict(crop=data.crop, steps=steps, p_clean=data.p_clean, seed=data.seed,
-                  start=start_epoch * data.per_epoch, augment=data.augment)
+                  start=start_epoch * data.per_epoch, augment=data.augment, view=data.view)
     absolute = {domain: pairs.absolute(u) for domain, u in urls.items()}
     return ids.map_batches(SampleMaker, fn_constructor_args=(absolute,), fn_constructor_kwargs=kwargs,
                            batch_size=32, num_cpus=data.num_cpus, compute=ray.data.ActorPoolStrategy(size=1))
@@ -166,6 +197,6 @@ def validation_set(data: Mapping[str, Any], val: Mapping[str, Sequence[str]]) ->
     """
     images = load_domains({d: pairs.absolute(u) for d, u in val.items()})
     made = [make_sample(images, crop=data["crop"], steps=data["steps"], p_clean=data["p_clean"],
-                        augment=data["augment"], seed=data["seed"] + VAL_SEED_OFFSET, index=i)
+                        augment=data["augment"], view=data["view"], seed=data["seed"] + VAL_SEED_OFFSET, index=i)
             for i in range(data["val_count"])]
     return {k: np.stack([m[k] for m in made]) for k in ("input", "domain", "degradation")}

@@ -71,6 +71,10 @@ class DataConf(Strict):
     """Classifiers: share of crops left clean; the others get one step of `steps`."""
     target: Literal["domain", "degradation"] | None = None
     """Single-head classifiers (resnet_single): the label their head predicts."""
+    view: Literal["crop", "whole"] = "crop"
+    """Classifiers: native-resolution `crop`s (what a degradation head needs) or the `whole`
+    picture squeezed to crop x crop (what a domain head needs, and what the enhance job's
+    classify stage gives it); pipeline/train/classify_data.py."""
     channels: Literal[1, 3] = 1
     crop: int = Field(64, ge=8)
     """Side of the clean (target) crop."""
