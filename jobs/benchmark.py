@@ -22,8 +22,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from pipeline.bench import (autoencoder, classical, denoise, detector, jpeg, memory, mnist, multitask, pairs, realism,
-                             restore, runs, sr, throughput, tiling)
+from pipeline.bench import (autoencoder, classical, classifier, denoise, detector, jpeg, memory, mnist, multitask, pairs,
+                             realism, restore, runs, sr, throughput, tiling)
 from pipeline.bench.report import render, write_suite
 from pipeline.config import CONF_DIR, Strict, load_yaml, validate
 from pipeline.datasets import REPO_ROOT
@@ -35,6 +35,8 @@ SUITES = {
     "ae-experiment": ("seed 004's autoencoders: trained on noisy vs fine-tuned vs classical", autoencoder.run,
                       autoencoder.summarize),
     "classical": ("classical enhancers on their own degradation", classical.run, classical.summarize),
+    "classifier": ("the classify stage on held-out pictures: domain and degradation accuracy", classifier.run,
+                   classifier.summarize),
     "denoise-color": ("colour denoisers against the published CBSD68 table", denoise.run, denoise.summarize),
     "denoise-gray": ("gray denoisers against the published BSD68 table", denoise.run, denoise.summarize),
     "derain": ("real rain and raindrop pairs: input vs classical vs models", restore.run, restore.summarize),
@@ -58,7 +60,7 @@ SUITES = {
 }
 
 # Keys a suite's run() reads without a default (the others have defaults in the suite's code).
-REQUIRED_KEYS = {"classical": ("dataset", "cases"), "denoise-gray": ("models", "datasets", "sigmas", "protocols"),
+REQUIRED_KEYS = {"classical": ("dataset", "cases"), "classifier": ("train_config", "models"), "denoise-gray": ("models", "datasets", "sigmas", "protocols"),
                  "denoise-color": ("models", "datasets", "sigmas", "protocols", "channels"),
                  "mnist-noise": ("source", "noises"), "sr-x4": ("models", "datasets"),
                  "jpeg-table": ("datasets", "qualities"), "derain": ("cases",), "lowlight": ("cases",),

@@ -82,6 +82,7 @@ def main(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
         config, routes = load_enhance_config(args.config, args.overrides)
+        config = flow.pin_classify(config)
         params = flow.check(config, routes)
         _defaults(args)
         plan = flow.plan(args.input, args.output, config, args.reference, args.since, probe_output=not args.dry_run)

@@ -51,8 +51,17 @@ class ClassifyConf(Strict):
     detector: str = "heuristic"
     max_side: int = Field(512, gt=16)
     """The detector measures full-resolution crops of at most this side."""
+    domain_model: str | None = None
+    """Model reference of the whole-image domain classifier (`bundled:`, `models:/`, path);
+    null: domain 'unknown'. Aliases are pinned on the driver, as for enhancers."""
+    domain_fallback: str | None = None
+    """Used when the registry cannot answer `domain_model`'s alias (no tracking store)."""
+    domain_side: int = Field(128, ge=16)
+    """Side of the squeezed copy the domain model sees (its training `crop`)."""
     batch_size: int = Field(8, gt=0)
     num_cpus: float = Field(0.25, gt=0)
+    max_actors: int = Field(2, ge=1)
+    """Classify actors (each holds the domain model) when a domain model is set."""
 
 
 class EnhancerConf(Strict):

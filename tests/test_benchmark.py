@@ -5,6 +5,7 @@ import pyarrow.parquet as pq
 import yaml
 
 from jobs import benchmark
+from pipeline.labels import DEGRADATIONS
 from tests.conftest import png_bytes, small
 
 
@@ -184,3 +185,31 @@ def test_denoise_color_keeps_three_channels_and_prints_the_cbsd68_table(tmp_path
     assert len(rows) == 3 and set(seen) == {(64, 64, 3)}
     text = denoise.summarize(pa.Table.from_pylist(rows))
     assert "CBM3D (published)" in text and "DnCNN (published)" not in text
+
+
+def test_classifier_suite_scores_the_classify_stage_per_class(tmp_path, monkeypatch):
+    # Two domains of held-out pictures and a domain model that always answers "satellite":
+    # satellite recall 1, traffic recall 0, accuracy 0.5, and the detector scored on the same examples.
+    from tests.test_domain import _saved
+
+    _dataset(tmp_path, monkeypatch, "Streets", {"coffee": ("coffee", 80), "chelsea": ("chelsea", 72)})
+    _dataset(tmp_path, monkeypatch, "Fields", {"astronaut": ("astronaut", 96), "rocket": ("rocket", 64)})
+    train = {"model": {"name": "resnet_single", "params": {"classes": 4}},
+             "data": {"channels": 3, "target": "domain", "view": "whole", "per_epoch": 8,
+                      "steps": [{"kind": "jpeg", "params": {"quality": 10}}],
+                      "domains": {"traffic": {"clean": ["Streets[:1]"], "val": ["Streets"]},
+                                  "satellite": {"clean": ["Fields[:1]"], "val": ["Fields"]}}},
+             "train": {"epochs": 1, "batch_size": 2}}
+    (tmp_path / "t.yaml").write_text(yaml.safe_dump(train))
+    model = _saved(tmp_path, bias_to="satellite")
+    conf = {"output": str(tmp_path / "bench"), "suites": {"classifier": {
+        "train_config": str(tmp_path / "t.yaml"), "models": [model], "degraded": 2, "side": 64}}}
+    (tmp_path / "b.yaml").write_text(yaml.safe_dump(conf))
+    assert benchmark.main(_args("classifier", tmp_path / "b.yaml", tmp_path / "B.md")) == 0
+    table = pq.read_table(tmp_path / "bench" / "classifier.parquet").to_pandas()
+    assert len(table) == 4 * 3 and (table.degradation == "clean").sum() == 4
+    assert set(table.predicted_domain) == {"satellite"} and set(table.predicted_degradation) <= set(DEGRADATIONS)
+    report = (tmp_path / "B.md").read_text()
+    assert "accuracy 0.500 on 12 examples (4 held-out pictures)" in report
+    assert "| satellite | 1.000 | 0.500 | 6 |" in report and "| traffic | 0.000 | 0.000 | 6 |" in report
+    assert "**Degradation, statistics detector**" in report

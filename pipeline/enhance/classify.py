@@ -1,29 +1,35 @@
 """Classify stage: domain and degradation of every image, with scores and measurements.
 
-Until the learned classifier lands, the statistics-based detector
-(`pipeline.enhance.detector`) decides the degradation and the domain is 'unknown' (never a
-guess). The detector's measurements travel on as `detector_stats`, the enhancers' hints.
+The statistics-based detector (`pipeline.enhance.detector`) decides the degradation; its
+measurements travel on as `detector_stats`, the enhancers' hints. The domain comes from the
+learned whole-image classifier (`classify.domain_model`, trained by
+conf/train/domain_classifier.yaml) on a small squeezed copy of the picture
+(`imageops.thumbnail`), never the full image. Without a domain model the domain is
+'unknown' (never a guess).
 """
 
 from __future__ import annotations
 
 import json
 
+import numpy as np
 import pyarrow as pa
 
 from pipeline.enhance.detector import detect
 from pipeline.enhance.rows import map_rows, pixels_of
-from pipeline.imageops import split_alpha, to_float
-from pipeline.labels import UNKNOWN_DOMAIN
+from pipeline.imageops import split_alpha, thumbnail, to_float
+from pipeline.labels import DOMAINS, UNKNOWN_DOMAIN
 
 
-def classify_batch(table: pa.Table, max_side: int) -> pa.Table:
+def classify_batch(table: pa.Table, max_side: int, domains: "DomainModel | None" = None) -> pa.Table:
     def one(row: dict) -> None:
         colour, _ = split_alpha(pixels_of(row))
-        detection = detect(to_float(colour), max_side=max_side)
+        image = to_float(colour)
+        detection = detect(image, max_side=max_side)
+        domain, score = domains.predict(image) if domains else (UNKNOWN_DOMAIN, None)
         row.update(
-            domain=UNKNOWN_DOMAIN,
-            domain_score=None,
+            domain=domain,
+            domain_score=score,
             degradation=detection.degradation,
             degradation_score=float(detection.score),
             detector_scores=json.dumps({k: round(float(v), 4) for k, v in detection.scores.items()}),
@@ -31,3 +37,44 @@ def classify_batch(table: pa.Table, max_side: int) -> pa.Table:
         )
 
     return map_rows(table, one, "classify", timing="t_classify_ms")
+
+
+class DomainModel:
+    """A whole-image domain classifier (a 4-way `resnet_single` of the zoo): picture ->
+    thumbnail of `side` x `side` -> (domain, softmax probability)."""
+
+    def __init__(self, ref: str, side: int = 128, threads: int = 1, tracking_uri: str | None = None) -> None:
+        import torch
+
+        from pipeline.enhance.learned import resolve
+        from pipeline.models.weights import load_weights
+
+        torch.set_num_threads(max(1, threads))
+        path, self.ref = resolve(ref, tracking_uri)
+        self.net = load_weights(path).eval()
+        self.side = side
+        classes = self.net(torch.zeros(1, 3, side, side)).shape[-1]
+        if classes != len(DOMAINS):
+            raise ValueError(f"{ref}: a domain model has {len(DOMAINS)} outputs ({', '.join(DOMAINS)}), this one {classes}")
+
+    def predict(self, image: np.ndarray) -> tuple[str, float]:
+        """Float (H, W, C) in [0, 1] -> (domain, probability)."""
+        import torch
+
+        small = thumbnail(image, self.side)
+        small = np.repeat(small, 3, axis=2) if small.shape[2] == 1 else small
+        with torch.inference_mode():
+            p = torch.softmax(self.net(torch.from_numpy(small.transpose(2, 0, 1).copy())[None]), dim=1)[0]
+        best = int(p.argmax())
+        return DOMAINS[best], round(float(p[best]), 4)
+
+
+class Classify:
+    """The classify stage as a Ray Data actor: loads the domain model once per actor."""
+
+    def __init__(self, max_side: int, domain_model: str | None = None, side: int = 128, threads: int = 1) -> None:
+        self.max_side = max_side
+        self.domains = DomainModel(domain_model, side, threads) if domain_model else None
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        return classify_batch(table, self.max_side, self.domains)

@@ -21,7 +21,8 @@ from ray.data import ActorPoolStrategy, Dataset
 from pipeline import report as html_report
 from pipeline.audit import audit
 from pipeline.config import EnhanceConfig, RoutesConf
-from pipeline.enhance.classify import classify_batch
+from pipeline.enhance.classify import Classify, DomainModel, classify_batch
+from pipeline.enhance.learned import pin_reference
 from pipeline.enhance.decode import decode_batch
 from pipeline.enhance.enhance import ENHANCERS, PASSTHROUGH, EnhanceActor, build_enhancer, resolved_params
 from pipeline.enhance.measure import measure_batch
@@ -83,6 +84,32 @@ def pinned_params(config: EnhanceConfig, routes: RoutesConf) -> dict[str, dict]:
     return out
 
 
+def pin_classify(config: EnhanceConfig) -> EnhanceConfig:
+    """The config with the domain model's alias pinned to a version (or its fallback), so
+    every classify actor of the run loads the same weights; fails here, on the driver, for a
+    reference that cannot be loaded."""
+    conf = config.classify
+    if not conf.domain_model:
+        return config
+    try:
+        ref = pin_reference(conf.domain_model, fallback=conf.domain_fallback)
+        DomainModel(ref, conf.domain_side)
+    except (KeyError, ValueError, FileNotFoundError, OSError) as exc:
+        raise ValueError(f"classify.domain_model {conf.domain_model!r}: {exc}") from None
+    pinned = conf.model_copy(update={"domain_model": ref, "domain_fallback": None})
+    return config.model_copy(update={"classify": pinned})
+
+
+def _classify_stage(ds: Dataset, config: EnhanceConfig) -> Dataset:
+    conf = config.classify
+    task = {"batch_format": "pyarrow", "num_cpus": conf.num_cpus, "batch_size": conf.batch_size}
+    if not conf.domain_model:
+        return ds.map_batches(classify_batch, fn_kwargs={"max_side": conf.max_side}, **task)
+    kwargs = {"max_side": conf.max_side, "domain_model": conf.domain_model, "side": conf.domain_side}
+    return ds.map_batches(Classify, fn_constructor_kwargs=kwargs,
+                          compute=ActorPoolStrategy(min_size=1, max_size=conf.max_actors), **task)
+
+
 def check(config: EnhanceConfig, routes: RoutesConf) -> dict[str, dict]:
     """Fail on the driver, before Ray starts, for an unknown enhancer name or a bad param;
     returns the pinned params for `run`, so the checked versions are the ones that run."""
@@ -123,7 +150,7 @@ def build_dataset(run: RunPlan, config: EnhanceConfig, routes: RoutesConf, param
     ds = ray.data.read_datasource(source, num_cpus=config.read.num_cpus)
     task = {"batch_format": "pyarrow", "num_cpus": config.classify.num_cpus, "batch_size": config.classify.batch_size}
     ds = ds.map_batches(decode_batch, fn_kwargs={"max_pixels": config.limits.max_pixels}, **task)
-    ds = ds.map_batches(classify_batch, fn_kwargs={"max_side": config.classify.max_side}, **task)
+    ds = _classify_stage(ds, config)
     ds = ds.map_batches(route_batch, fn_kwargs={"routes": routes}, **task)
     for name in enhancers_in(routes):
         if name != PASSTHROUGH:
@@ -150,8 +177,10 @@ def preview(run_plan: RunPlan, config: EnhanceConfig, routes: RoutesConf, sample
         if len(rows) >= sample:
             break
     table = decode_batch(to_table(rows), config.limits.max_pixels)
-    table = route_batch(classify_batch(table, config.classify.max_side), routes)
-    columns = ["key", "status", "error", "degradation", "degradation_score", "enhancer", "route_reason"]
+    conf = config.classify
+    domains = DomainModel(conf.domain_model, conf.domain_side) if conf.domain_model else None
+    table = route_batch(classify_batch(table, conf.max_side, domains), routes)
+    columns = ["key", "status", "error", "domain", "degradation", "degradation_score", "enhancer", "route_reason"]
     return table.select(columns).to_pylist()
 
 
@@ -199,6 +228,7 @@ class Progress:
 def run(run_plan: RunPlan, config: EnhanceConfig, routes: RoutesConf, progress_every: float = 10.0,
         params: dict | None = None) -> dict:
     """Execute the flow; every finished row lands in a `_results/` part file. Returns the summary."""
+    config = pin_classify(config)
     writer = results.ResultWriter(
         run_plan.output, run_plan.run_id, config.storage.options, config.output.rows_per_file, config.output.flush_seconds
     )
@@ -216,7 +246,8 @@ def run(run_plan: RunPlan, config: EnhanceConfig, routes: RoutesConf, progress_e
                         "duplicated_keys": len(report.duplicated_keys), "failed_without_error": len(report.failed_without_error),
                         "ok_without_output": len(report.ok_without_output)}
     rows = results.read_results(run_plan.output, config.storage.options, html_report.COLUMNS, run_id=run_plan.run_id)
-    summary.update(models=html_report.models_by_route(rows), mean_gain=html_report.mean_gains(rows))
+    summary.update(models=html_report.models_by_route(rows), mean_gain=html_report.mean_gains(rows),
+                   domain_model=config.classify.domain_model)
     summary["summary_uri"] = results.write_summary(run_plan.output, config.storage.options, summary)
     summary["report_uri"] = html_report.publish(run_plan.output, config.storage.options, rows, summary)
     return summary

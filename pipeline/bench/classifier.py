@@ -1,0 +1,120 @@
+"""The classify stage on labelled held-out pictures: domain and degradation accuracy.
+
+Every held-out picture of a domain classifier's training config (`data.domains.<d>.val`:
+folders and slices its training never saw) is classified as it is and `degraded` more times,
+each with one degradation label drawn at random and made by the single-degradation recipes
+(`recipe.make_labelled`, seeded per picture and draw). Each example goes through exactly
+what the enhance job's classify stage runs: the domain model on the squeezed whole picture
+(`classify.DomainModel`) and the statistics detector on full-resolution crops. One row per
+(model, example); the summary gives per-class recall and precision and both confusion matrices.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from pipeline.bench.common import load_image
+from pipeline.degrade import pairs
+from pipeline.degrade.recipe import make_labelled
+from pipeline.enhance.classify import DomainModel
+from pipeline.enhance.detector import detect
+from pipeline.imageops import split_alpha, to_float
+from pipeline.labels import DEGRADATIONS, DOMAINS
+from pipeline.train.config import load_train_config
+from pipeline.train.data import resolve
+
+
+def held_out(train_config: str) -> dict[str, list[str]]:
+    """Domain -> image paths of the config's validation sources."""
+    data = load_train_config(train_config).data
+    out = {}
+    for domain, conf in (data.domains or {}).items():
+        urls = resolve(conf.val)
+        if urls is None:
+            raise FileNotFoundError(f"held-out data of domain {domain} ({conf.val}) is missing (set IMGENHANCE_DATA)")
+        out[domain] = pairs.expand(urls)
+    return out
+
+
+def examples(pictures: dict[str, list[str]], degraded: int, seed: int, limit: int | None = None):
+    """Yield (path, domain, true degradation, float image): each picture clean and `degraded`
+    times with a label drawn uniformly among the 11 degradations."""
+    labels = DEGRADATIONS[1:]
+    for domain, paths in pictures.items():
+        for path in paths[:limit]:
+            colour, _ = split_alpha(load_image(Path(path)))
+            clean = to_float(colour)
+            yield path, domain, "clean", clean
+            for draw in range(degraded):
+                rng = np.random.default_rng(zlib.crc32(f"{seed}:{path}:{draw}".encode()))
+                label = labels[int(rng.integers(len(labels)))]
+                image, _ = make_labelled(clean, label, int(rng.integers(2**31)))
+                yield path, domain, label, to_float(image)
+
+
+def run(conf: dict, seed: int) -> list[dict]:
+    """Suite entry: conf names `train_config` (whose held-out split is used), `models`
+    (domain model references), `degraded` draws per picture and an optional `limit` per domain."""
+    pictures = held_out(conf["train_config"])
+    models = {ref: DomainModel(ref, int(conf.get("side", 128)), threads=2) for ref in conf["models"]}
+    rows = []
+    for path, domain, label, image in examples(pictures, int(conf.get("degraded", 2)), seed, conf.get("limit")):
+        started = time.perf_counter()
+        detection = detect(image)
+        detect_ms = (time.perf_counter() - started) * 1e3
+        for model in models.values():
+            started = time.perf_counter()
+            predicted, score = model.predict(image)
+            rows.append({"model": model.ref, "image": "/".join(path.split("/")[-2:]), "domain": domain,
+                         "predicted_domain": predicted, "domain_score": score, "degradation": label,
+                         "predicted_degradation": detection.degradation, "height": image.shape[0],
+                         "width": image.shape[1], "domain_ms": (time.perf_counter() - started) * 1e3,
+                         "detect_ms": detect_ms})
+    return rows
+
+
+def _table(true: Sequence[str], predicted: Sequence[str], classes: Sequence[str]) -> list[str]:
+    present = [c for c in classes if c in set(true) | set(predicted)]
+    index = {c: i for i, c in enumerate(present)}
+    matrix = np.zeros((len(present), len(present)), dtype=np.int64)
+    for t, p in zip(true, predicted):
+        matrix[index[t], index[p]] += 1
+    lines = ["| class | recall | precision | n |", "|---|---|---|---|"]
+    for i, c in enumerate(present):
+        n, said = matrix[i].sum(), matrix[:, i].sum()
+        if n:
+            lines.append(f"| {c} | {matrix[i, i] / n:.3f} | {matrix[i, i] / said if said else 0:.3f} | {n} |")
+    lines += ["", "| true \\ predicted | " + " | ".join(present) + " |", "|---" * (len(present) + 1) + "|"]
+    lines += [f"| {c} | " + " | ".join(map(str, matrix[i])) + " |" for i, c in enumerate(present)]
+    return lines
+
+
+def _accuracy(true: Sequence[str], predicted: Sequence[str]) -> float:
+    return float(np.mean([t == p for t, p in zip(true, predicted)])) if true else 0.0
+
+
+def summarize(table: pa.Table) -> str:
+    rows = table.to_pylist()
+    lines = []
+    for model in dict.fromkeys(r["model"] for r in rows):
+        mine = [r for r in rows if r["model"] == model]
+        clean = [r for r in mine if r["degradation"] == "clean"]
+        true, said = [r["domain"] for r in mine], [r["predicted_domain"] for r in mine]
+        pictures = len({r["image"] for r in mine})
+        lines += [f"**Domain, `{model}`**: accuracy {_accuracy(true, said):.3f} on {len(mine)} examples "
+                  f"({pictures} held-out pictures); clean {_accuracy([r['domain'] for r in clean], [r['predicted_domain'] for r in clean]):.3f}, "
+                  f"degraded {_accuracy([r['domain'] for r in mine if r['degradation'] != 'clean'], [r['predicted_domain'] for r in mine if r['degradation'] != 'clean']):.3f}. "
+                  f"Median {np.median([r['domain_ms'] for r in mine]):.1f} ms per picture.", ""]
+        lines += _table(true, said, DOMAINS) + [""]
+    first = [r for r in rows if r["model"] == rows[0]["model"]] if rows else []
+    true, said = [r["degradation"] for r in first], [r["predicted_degradation"] for r in first]
+    lines += [f"**Degradation, statistics detector** (the classify stage's): accuracy {_accuracy(true, said):.3f} "
+              f"on the same {len(first)} examples. Median {np.median([r['detect_ms'] for r in first]) if first else 0:.1f} ms per picture.", ""]
+    lines += _table(true, said, DEGRADATIONS)
+    return "\n".join(lines)
