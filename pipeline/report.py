@@ -40,7 +40,7 @@ log = logging.getLogger("imgenhance")
 
 REPORT_NAME = "report.html"
 METRICS = NO_REFERENCE_METRICS + FULL_REFERENCE_METRICS
-COLUMNS = ["key", "source", "member", "status", "error", "enhancer", "model", "height", "width",
+COLUMNS = ["key", "source", "member", "status", "error", "domain", "degradation", "enhancer", "model", "height", "width",
            *[f"{m}_{when}" for m in METRICS for when in ("before", "after")]]
 """The result columns the report and the run facts read (never the pixel-sized ones)."""
 THUMBS_PER_ROUTE = 3
@@ -225,6 +225,15 @@ def _counts(df: pd.DataFrame) -> str:
     return _table(["route", *statuses, "rows"], rows)
 
 
+def _domains(df: pd.DataFrame) -> str:
+    """Classified rows: domain x detected degradation."""
+    if "domain" not in df or "degradation" not in df or df["degradation"].isna().all():
+        return "<p>No classified rows.</p>"
+    counts = pd.crosstab(df["domain"].fillna("-"), df["degradation"].fillna("-"))
+    rows = [[domain, *[int(counts.at[domain, d]) for d in counts.columns]] for domain in counts.index]
+    return _table(["domain \\ degradation", *counts.columns], rows)
+
+
 def _failures(df: pd.DataFrame) -> str:
     bad = df[df["status"] != "ok"].sort_values("key")
     shown = [[r.key, r.status, r.error] for r in bad.head(MAX_FAILURES).itertuples()]
@@ -250,6 +259,7 @@ def build(rows: pa.Table, output: str, options: Mapping[str, Any] | None, summar
         f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>imgenhance run {run_id}</title>"
         f"<style>{CSS}</style></head><body><h1>Enhance run {run_id}</h1><p class='meta'>{meta}</p>"
         f"<h2>Rows by route and status</h2>{_counts(df)}"
+        f"<h2>Rows by domain and degradation</h2>{_domains(df)}"
         f"<h2>Before / after (first {THUMBS_PER_ROUTE} per route)</h2>{_thumbnails(df, output, options)}"
         f"<h2>Metric change per route (after &minus; before; noise: lower is better)</h2>{_histograms(df)}"
         f"<h2>Models used</h2>{_models(df)}"

@@ -54,6 +54,16 @@ def test_hostile_member_names_and_errors_come_out_escaped(tmp_path, monkeypatch)
     assert "report-secret-value" not in html and "***" in html
 
 
+def test_rows_are_counted_by_domain_and_degradation(tmp_path):
+    rows = _rows([_ok_row("a", f"{i}.png", f"a/{i}.png", domain=d, degradation=g)
+                  for i, (d, g) in enumerate([("satellite", "noise"), ("satellite", "noise"), ("medical", "clean")])])
+    html = report.build(rows, str(tmp_path / "out"), None)
+    table = html.split("Rows by domain and degradation</h2>")[1].split("<h2>")[0]
+    assert ">clean<" in table and ">noise<" in table
+    cells = re.findall(r"<tr><td>(\w+)</td>((?:<td[^>]*>\d+</td>)+)</tr>", table)
+    assert {d: re.findall(r">(\d+)<", c) for d, c in cells} == {"medical": ["1", "0"], "satellite": ["0", "2"]}
+
+
 def test_thumbnails_and_gains_from_loose_files(tmp_path):
     """Before is read from the input again, after from the output; both downscaled."""
     (tmp_path / "in").mkdir()
