@@ -58,6 +58,9 @@ class ClassifyConf(Strict):
     """Used when the registry cannot answer `domain_model`'s alias (no tracking store)."""
     domain_side: int = Field(128, ge=16)
     """Side of the squeezed copy the domain model sees (its training `crop`)."""
+    domain_min_score: float = Field(0.0, ge=0, le=1)
+    """Below this probability the domain is 'unknown' (the `classifier` benchmark suite
+    tables accuracy and coverage against it)."""
     batch_size: int = Field(8, gt=0)
     num_cpus: float = Field(0.25, gt=0)
     max_actors: int = Field(2, ge=1)

@@ -213,3 +213,4 @@ def test_classifier_suite_scores_the_classify_stage_per_class(tmp_path, monkeypa
     assert "accuracy 0.500 on 12 examples (4 held-out pictures)" in report
     assert "| satellite | 1.000 | 0.500 | 6 |" in report and "| traffic | 0.000 | 0.000 | 6 |" in report
     assert "**Degradation, statistics detector**" in report
+    assert "| 0.99 | 1.000 | 0.500 |" in report  # the biased model is sure of everything

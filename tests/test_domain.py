@@ -54,6 +54,9 @@ def test_rows_carry_the_domain_or_unknown_without_a_model(tmp_path):
     with_model = classify_batch(table, 512, DomainModel(_saved(tmp_path, bias_to="medical"))).to_pylist()
     assert {r["domain"] for r in with_model} == {"medical"}
     assert all(r["degradation"] == w["degradation"] for r, w in zip(with_model, without))  # detector unchanged
+    unsure = DomainModel(_saved(tmp_path, bias_to="medical"), min_score=1.0)  # p = 0.99986
+    abstained = classify_batch(table, 512, unsure).to_pylist()
+    assert {r["domain"] for r in abstained} == {UNKNOWN_DOMAIN} and all(0.999 < r["domain_score"] < 1 for r in abstained)
 
 
 def test_pinning_falls_back_and_refuses_what_cannot_load(tmp_path, monkeypatch):

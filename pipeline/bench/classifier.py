@@ -30,6 +30,9 @@ from pipeline.train.config import load_train_config
 from pipeline.train.data import resolve
 
 
+THRESHOLDS = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99)
+
+
 def held_out(train_config: str) -> dict[str, list[str]]:
     """Domain -> image paths of the config's validation sources."""
     data = load_train_config(train_config).data
@@ -112,6 +115,13 @@ def summarize(table: pa.Table) -> str:
                   f"degraded {_accuracy([r['domain'] for r in mine if r['degradation'] != 'clean'], [r['predicted_domain'] for r in mine if r['degradation'] != 'clean']):.3f}. "
                   f"Median {np.median([r['domain_ms'] for r in mine]):.1f} ms per picture.", ""]
         lines += _table(true, said, DOMAINS) + [""]
+        lines += ["Abstaining below a probability (`classify.domain_min_score`; below it the domain is 'unknown'):", "",
+                  "| min score | coverage | accuracy of the named |", "|---|---|---|"]
+        for threshold in THRESHOLDS:
+            named = [r for r in mine if r["domain_score"] >= threshold]
+            lines.append(f"| {threshold:g} | {len(named) / len(mine):.3f} | "
+                         f"{_accuracy([r['domain'] for r in named], [r['predicted_domain'] for r in named]):.3f} |")
+        lines.append("")
     first = [r for r in rows if r["model"] == rows[0]["model"]] if rows else []
     true, said = [r["degradation"] for r in first], [r["predicted_degradation"] for r in first]
     lines += [f"**Degradation, statistics detector** (the classify stage's): accuracy {_accuracy(true, said):.3f} "

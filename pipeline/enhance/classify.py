@@ -4,8 +4,9 @@ The statistics-based detector (`pipeline.enhance.detector`) decides the degradat
 measurements travel on as `detector_stats`, the enhancers' hints. The domain comes from the
 learned whole-image classifier (`classify.domain_model`, trained by
 conf/train/domain_classifier.yaml) on a small squeezed copy of the picture
-(`imageops.thumbnail`), never the full image. Without a domain model the domain is
-'unknown' (never a guess).
+(`imageops.thumbnail`), never the full image. Below `classify.domain_min_score` (its
+softmax probability) and without a domain model the domain is 'unknown': the model
+abstains rather than guesses; `domain_score` keeps the probability either way.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ def classify_batch(table: pa.Table, max_side: int, domains: "DomainModel | None"
         image = to_float(colour)
         detection = detect(image, max_side=max_side)
         domain, score = domains.predict(image) if domains else (UNKNOWN_DOMAIN, None)
+        if score is not None and score < domains.min_score:
+            domain = UNKNOWN_DOMAIN
         row.update(
             domain=domain,
             domain_score=score,
@@ -41,9 +44,11 @@ def classify_batch(table: pa.Table, max_side: int, domains: "DomainModel | None"
 
 class DomainModel:
     """A whole-image domain classifier (a 4-way `resnet_single` of the zoo): picture ->
-    thumbnail of `side` x `side` -> (domain, softmax probability)."""
+    thumbnail of `side` x `side` -> (domain, softmax probability). The classify stage calls a
+    domain below `min_score` 'unknown'."""
 
-    def __init__(self, ref: str, side: int = 128, threads: int = 1, tracking_uri: str | None = None) -> None:
+    def __init__(self, ref: str, side: int = 128, threads: int = 1, tracking_uri: str | None = None,
+                 min_score: float = 0.0) -> None:
         import torch
 
         from pipeline.enhance.learned import resolve
@@ -52,7 +57,7 @@ class DomainModel:
         torch.set_num_threads(max(1, threads))
         path, self.ref = resolve(ref, tracking_uri)
         self.net = load_weights(path).eval()
-        self.side = side
+        self.side, self.min_score = side, min_score
         classes = self.net(torch.zeros(1, 3, side, side)).shape[-1]
         if classes != len(DOMAINS):
             raise ValueError(f"{ref}: a domain model has {len(DOMAINS)} outputs ({', '.join(DOMAINS)}), this one {classes}")
@@ -72,9 +77,10 @@ class DomainModel:
 class Classify:
     """The classify stage as a Ray Data actor: loads the domain model once per actor."""
 
-    def __init__(self, max_side: int, domain_model: str | None = None, side: int = 128, threads: int = 1) -> None:
+    def __init__(self, max_side: int, domain_model: str | None = None, side: int = 128, threads: int = 1,
+                 min_score: float = 0.0) -> None:
         self.max_side = max_side
-        self.domains = DomainModel(domain_model, side, threads) if domain_model else None
+        self.domains = DomainModel(domain_model, side, threads, min_score=min_score) if domain_model else None
 
     def __call__(self, table: pa.Table) -> pa.Table:
         return classify_batch(table, self.max_side, self.domains)

@@ -105,7 +105,8 @@ def _classify_stage(ds: Dataset, config: EnhanceConfig) -> Dataset:
     task = {"batch_format": "pyarrow", "num_cpus": conf.num_cpus, "batch_size": conf.batch_size}
     if not conf.domain_model:
         return ds.map_batches(classify_batch, fn_kwargs={"max_side": conf.max_side}, **task)
-    kwargs = {"max_side": conf.max_side, "domain_model": conf.domain_model, "side": conf.domain_side}
+    kwargs = {"max_side": conf.max_side, "domain_model": conf.domain_model, "side": conf.domain_side,
+              "min_score": conf.domain_min_score}
     return ds.map_batches(Classify, fn_constructor_kwargs=kwargs,
                           compute=ActorPoolStrategy(min_size=1, max_size=conf.max_actors), **task)
 
@@ -178,7 +179,7 @@ def preview(run_plan: RunPlan, config: EnhanceConfig, routes: RoutesConf, sample
             break
     table = decode_batch(to_table(rows), config.limits.max_pixels)
     conf = config.classify
-    domains = DomainModel(conf.domain_model, conf.domain_side) if conf.domain_model else None
+    domains = DomainModel(conf.domain_model, conf.domain_side, min_score=conf.domain_min_score) if conf.domain_model else None
     table = route_batch(classify_batch(table, conf.max_side, domains), routes)
     columns = ["key", "status", "error", "domain", "degradation", "degradation_score", "enhancer", "route_reason"]
     return table.select(columns).to_pylist()
