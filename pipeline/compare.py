@@ -23,7 +23,10 @@ from pydantic import Field, model_validator
 from pipeline.config import Strict
 
 CHAMPION = "champion"
-NOT_SETTINGS = {"model", "image", "version"}  # row columns that do not name a suite setting
+# Row columns that do not name a suite setting (the classifier suite's predictions and the
+# true degradation of its examples included: its per-setting table is per true domain).
+NOT_SETTINGS = {"model", "image", "version", "height", "width", "degradation", "predicted_domain",
+                "predicted_degradation"}
 
 
 class Metric(Strict):

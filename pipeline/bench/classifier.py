@@ -75,7 +75,8 @@ def run(conf: dict, seed: int) -> list[dict]:
             started = time.perf_counter()
             predicted, score = model.predict(image)
             rows.append({"model": model.ref, "image": "/".join(path.split("/")[-2:]), "domain": domain,
-                         "predicted_domain": predicted, "domain_score": score, "degradation": label,
+                         "predicted_domain": predicted, "domain_score": score,
+                         "domain_correct": float(predicted == domain), "degradation": label,
                          "predicted_degradation": detection.degradation, "height": image.shape[0],
                          "width": image.shape[1], "domain_ms": (time.perf_counter() - started) * 1e3,
                          "detect_ms": detect_ms})
