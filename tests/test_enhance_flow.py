@@ -137,7 +137,7 @@ def test_classifier_runs_once_per_image_whatever_the_number_of_routes(ray_cluste
     ds = flow.build_dataset(plan, config, routes)
     rows = sum(b.num_rows for b in ds.iter_batches(batch_format="pyarrow", batch_size=None))
     assert rows == EXPECTED_ROWS
-    assert _operator_input_rows(ds.stats(), "MapBatches(classify_batch)") == EXPECTED_ROWS
+    assert _operator_input_rows(ds.stats(), "MapBatches(Classify)") == EXPECTED_ROWS  # with its domain model
 
 
 def test_secret_in_storage_options_never_leaks(ray_cluster, s3_bucket, tmp_path, capfd):

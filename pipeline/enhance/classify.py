@@ -78,9 +78,10 @@ class Classify:
     """The classify stage as a Ray Data actor: loads the domain model once per actor."""
 
     def __init__(self, max_side: int, domain_model: str | None = None, side: int = 128, threads: int = 1,
-                 min_score: float = 0.0) -> None:
+                 min_score: float = 0.0, tracking_uri: str | None = None) -> None:
         self.max_side = max_side
-        self.domains = DomainModel(domain_model, side, threads, min_score=min_score) if domain_model else None
+        self.domains = (DomainModel(domain_model, side, threads, tracking_uri, min_score=min_score)
+                        if domain_model else None)
 
     def __call__(self, table: pa.Table) -> pa.Table:
         return classify_batch(table, self.max_side, self.domains)

@@ -107,6 +107,10 @@ def _classify_stage(ds: Dataset, config: EnhanceConfig) -> Dataset:
         return ds.map_batches(classify_batch, fn_kwargs={"max_side": conf.max_side}, **task)
     kwargs = {"max_side": conf.max_side, "domain_model": conf.domain_model, "side": conf.domain_side,
               "min_score": conf.domain_min_score}
+    if conf.domain_model.startswith("models:/"):
+        from pipeline.tracking import tracking_uri
+
+        kwargs["tracking_uri"] = tracking_uri()  # actors do not share the driver's env or cwd
     return ds.map_batches(Classify, fn_constructor_kwargs=kwargs,
                           compute=ActorPoolStrategy(min_size=1, max_size=conf.max_actors), **task)
 
@@ -143,6 +147,7 @@ def _enhance_stage(ds: Dataset, name: str, config: EnhanceConfig, params: dict) 
 
 def build_dataset(run: RunPlan, config: EnhanceConfig, routes: RoutesConf, params: dict | None = None) -> Dataset:
     params = params if params is not None else pinned_params(config, routes)
+    config = pin_classify(config)
     limits = ReadLimits(max_member_bytes=config.limits.max_member_bytes)
     source = ArchiveDatasource(
         run.sources, options=config.storage.options, limits=limits, done_by_stem=run.done,
