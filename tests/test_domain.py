@@ -65,6 +65,6 @@ def test_pinning_falls_back_and_refuses_what_cannot_load(tmp_path, monkeypatch):
     config, _ = load_enhance_config(None, ["classify.domain_model=models:/domain-classifier@champion",
                                            f"classify.domain_fallback={path}"])
     assert flow.pin_classify(config).classify.domain_model == path
-    config, _ = load_enhance_config(None, [f"classify.domain_model={tmp_path / 'missing.pt'}"])
+    config, routes = load_enhance_config(None, [f"classify.domain_model={tmp_path / 'missing.pt'}"])
     with pytest.raises(ValueError, match="classify.domain_model"):
-        flow.pin_classify(config)
+        flow.check(config, routes)  # the job's driver-side check, before Ray starts

@@ -86,14 +86,13 @@ def pinned_params(config: EnhanceConfig, routes: RoutesConf) -> dict[str, dict]:
 
 def pin_classify(config: EnhanceConfig) -> EnhanceConfig:
     """The config with the domain model's alias pinned to a version (or its fallback), so
-    every classify actor of the run loads the same weights; fails here, on the driver, for a
-    reference that cannot be loaded."""
+    every classify actor of the run loads the same weights. Cheap for a reference that is
+    already pinned (no weights are loaded here; `check` loads them once)."""
     conf = config.classify
     if not conf.domain_model:
         return config
     try:
         ref = pin_reference(conf.domain_model, fallback=conf.domain_fallback)
-        DomainModel(ref, conf.domain_side)
     except (KeyError, ValueError, FileNotFoundError, OSError) as exc:
         raise ValueError(f"classify.domain_model {conf.domain_model!r}: {exc}") from None
     pinned = conf.model_copy(update={"domain_model": ref, "domain_fallback": None})
@@ -116,8 +115,15 @@ def _classify_stage(ds: Dataset, config: EnhanceConfig) -> Dataset:
 
 
 def check(config: EnhanceConfig, routes: RoutesConf) -> dict[str, dict]:
-    """Fail on the driver, before Ray starts, for an unknown enhancer name or a bad param;
-    returns the pinned params for `run`, so the checked versions are the ones that run."""
+    """Fail on the driver, before Ray starts, for an unknown enhancer name, a bad param or a
+    domain model that cannot be loaded; returns the pinned params for `run`, so the checked
+    versions are the ones that run."""
+    classify = pin_classify(config).classify
+    if classify.domain_model:
+        try:
+            DomainModel(classify.domain_model, classify.domain_side)
+        except (KeyError, ValueError, FileNotFoundError, OSError) as exc:
+            raise ValueError(f"classify.domain_model {classify.domain_model!r}: {exc}") from None
     for name, conf in config.enhancers.items():
         if (conf.kind or name) not in ENHANCERS:
             raise ValueError(f"enhancers.{name} in the config: unknown enhancer; known: {sorted(ENHANCERS)}")
