@@ -150,14 +150,17 @@ def test_dark_and_noisy_is_low_light_not_noise():
 
 def test_bench_confusion_accuracy_and_calibration():
     from pipeline.bench import detector as bench
+    from pipeline.bench.common import confusion
 
     rows = [{"label": "noise", "predicted": "noise"}, {"label": "noise", "predicted": "clean"},
             {"label": "clean", "predicted": "clean"}]
-    labels, matrix = bench.confusion(rows)
+    labels, matrix = confusion([r["label"] for r in rows], [r["predicted"] for r in rows], DEGRADATIONS)
     assert labels == ("clean", "noise")
     assert matrix.tolist() == [[1, 0], [1, 1]]
     assert bench.accuracy(rows) == pytest.approx(2 / 3)
-    assert "| noise | 0.50 | 1.00 | 2 |" in bench.markdown(rows)
+    table = bench.markdown(rows)
+    assert "| noise | 0.500 | 1.000 | 2 |" in table and "| clean | 1.000 | 0.500 | 1 |" in table
+    assert "| noise | 1 | 1 |" in table
     examples = [("clean", _gray()), ("noise", _noisy(_gray(), 20.0)), ("jpeg", _jpeg(_gray()))]
     rows = [{"label": label, "stats": detect(image).stats} for label, image in examples]
     tuned = bench.calibrate(rows, rounds=1)

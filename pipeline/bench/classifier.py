@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from pipeline.bench.common import load_image
+from pipeline.bench.common import accuracy, label_tables, load_image
 from pipeline.degrade import pairs
 from pipeline.degrade.recipe import make_labelled
 from pipeline.enhance.classify import DomainModel
@@ -83,26 +83,6 @@ def run(conf: dict, seed: int) -> list[dict]:
     return rows
 
 
-def _table(true: Sequence[str], predicted: Sequence[str], classes: Sequence[str]) -> list[str]:
-    present = [c for c in classes if c in set(true) | set(predicted)]
-    index = {c: i for i, c in enumerate(present)}
-    matrix = np.zeros((len(present), len(present)), dtype=np.int64)
-    for t, p in zip(true, predicted):
-        matrix[index[t], index[p]] += 1
-    lines = ["| class | recall | precision | n |", "|---|---|---|---|"]
-    for i, c in enumerate(present):
-        n, said = matrix[i].sum(), matrix[:, i].sum()
-        if n:
-            lines.append(f"| {c} | {matrix[i, i] / n:.3f} | {matrix[i, i] / said if said else 0:.3f} | {n} |")
-    lines += ["", "| true \\ predicted | " + " | ".join(present) + " |", "|---" * (len(present) + 1) + "|"]
-    lines += [f"| {c} | " + " | ".join(map(str, matrix[i])) + " |" for i, c in enumerate(present)]
-    return lines
-
-
-def _accuracy(true: Sequence[str], predicted: Sequence[str]) -> float:
-    return float(np.mean([t == p for t, p in zip(true, predicted)])) if true else 0.0
-
-
 def summarize(table: pa.Table) -> str:
     rows = table.to_pylist()
     lines = []
@@ -111,21 +91,21 @@ def summarize(table: pa.Table) -> str:
         clean = [r for r in mine if r["degradation"] == "clean"]
         true, said = [r["domain"] for r in mine], [r["predicted_domain"] for r in mine]
         pictures = len({r["image"] for r in mine})
-        lines += [f"**Domain, `{model}`**: accuracy {_accuracy(true, said):.3f} on {len(mine)} examples "
-                  f"({pictures} held-out pictures); clean {_accuracy([r['domain'] for r in clean], [r['predicted_domain'] for r in clean]):.3f}, "
-                  f"degraded {_accuracy([r['domain'] for r in mine if r['degradation'] != 'clean'], [r['predicted_domain'] for r in mine if r['degradation'] != 'clean']):.3f}. "
+        lines += [f"**Domain, `{model}`**: accuracy {accuracy(true, said):.3f} on {len(mine)} examples "
+                  f"({pictures} held-out pictures); clean {accuracy([r['domain'] for r in clean], [r['predicted_domain'] for r in clean]):.3f}, "
+                  f"degraded {accuracy([r['domain'] for r in mine if r['degradation'] != 'clean'], [r['predicted_domain'] for r in mine if r['degradation'] != 'clean']):.3f}. "
                   f"Median {np.median([r['domain_ms'] for r in mine]):.1f} ms per picture.", ""]
-        lines += _table(true, said, DOMAINS) + [""]
+        lines += label_tables(true, said, DOMAINS) + [""]
         lines += ["Abstaining below a probability (`classify.domain_min_score`; below it the domain is 'unknown'):", "",
                   "| min score | coverage | accuracy of the named |", "|---|---|---|"]
         for threshold in THRESHOLDS:
             named = [r for r in mine if r["domain_score"] >= threshold]
             lines.append(f"| {threshold:g} | {len(named) / len(mine):.3f} | "
-                         f"{_accuracy([r['domain'] for r in named], [r['predicted_domain'] for r in named]):.3f} |")
+                         f"{accuracy([r['domain'] for r in named], [r['predicted_domain'] for r in named]):.3f} |")
         lines.append("")
     first = [r for r in rows if r["model"] == rows[0]["model"]] if rows else []
     true, said = [r["degradation"] for r in first], [r["predicted_degradation"] for r in first]
-    lines += [f"**Degradation, statistics detector** (the classify stage's): accuracy {_accuracy(true, said):.3f} "
+    lines += [f"**Degradation, statistics detector** (the classify stage's): accuracy {accuracy(true, said):.3f} "
               f"on the same {len(first)} examples. Median {np.median([r['detect_ms'] for r in first]) if first else 0:.1f} ms per picture.", ""]
-    lines += _table(true, said, DEGRADATIONS)
+    lines += label_tables(true, said, DEGRADATIONS)
     return "\n".join(lines)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import cv2
@@ -48,3 +48,34 @@ def bicubic_up(image: np.ndarray, factor: int) -> np.ndarray:
     h, w = image.shape[:2]
     out = cv2.resize(image, (w * factor, h * factor), interpolation=cv2.INTER_CUBIC)
     return out.reshape(h * factor, w * factor, *image.shape[2:])
+
+
+def accuracy(true: Sequence[str], predicted: Sequence[str]) -> float:
+    """Share of examples whose predicted label is the true one (0 for none)."""
+    return float(np.mean([t == p for t, p in zip(true, predicted)])) if len(true) else 0.0
+
+
+def confusion(true: Sequence[str], predicted: Sequence[str],
+              classes: Sequence[str]) -> tuple[tuple[str, ...], np.ndarray]:
+    """The classes present (in `classes` order) and counts[true, predicted]."""
+    present = set(true) | set(predicted)
+    labels = tuple(c for c in classes if c in present)
+    index = {c: i for i, c in enumerate(labels)}
+    matrix = np.zeros((len(labels), len(labels)), dtype=np.int64)
+    for t, p in zip(true, predicted):
+        matrix[index[t], index[p]] += 1
+    return labels, matrix
+
+
+def label_tables(true: Sequence[str], predicted: Sequence[str], classes: Sequence[str]) -> list[str]:
+    """Markdown lines: recall, precision and count per true class, then the confusion
+    matrix (rows: true class, columns: predicted)."""
+    labels, matrix = confusion(true, predicted, classes)
+    lines = ["| class | recall | precision | n |", "|---|---|---|---|"]
+    for i, c in enumerate(labels):
+        n, said = matrix[i].sum(), matrix[:, i].sum()
+        if n:
+            lines.append(f"| {c} | {matrix[i, i] / n:.3f} | {matrix[i, i] / said if said else 0:.3f} | {n} |")
+    lines += ["", "| true \\ predicted | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
+    lines += [f"| {c} | " + " | ".join(map(str, matrix[i])) + " |" for i, c in enumerate(labels)]
+    return lines

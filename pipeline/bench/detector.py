@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline import datasets
+from pipeline.bench import common
 from pipeline.bench.common import load_image
 from pipeline.datasets import IMAGE_SUFFIXES, data_root
 from pipeline.enhance.detector import RULES, Rules, Term, decide, detect, score
@@ -89,42 +90,16 @@ def _row(path: str, label: str, image: np.ndarray, steps: object) -> dict:
     }
 
 
-def confusion(rows: Sequence[dict]) -> tuple[tuple[str, ...], np.ndarray]:
-    """Labels (in DEGRADATIONS order, those present) and counts[true, predicted]."""
-    present = {r["label"] for r in rows} | {r["predicted"] for r in rows}
-    labels = tuple(label for label in DEGRADATIONS if label in present)
-    index = {label: i for i, label in enumerate(labels)}
-    matrix = np.zeros((len(labels), len(labels)), dtype=np.int64)
-    for r in rows:
-        matrix[index[r["label"]], index[r["predicted"]]] += 1
-    return labels, matrix
-
-
 def accuracy(rows: Sequence[dict]) -> float:
     """Share of examples whose predicted label is the true one."""
-    return float(np.mean([r["label"] == r["predicted"] for r in rows])) if rows else 0.0
-
-
-def per_label_accuracy(rows: Sequence[dict]) -> dict[str, tuple[float, float, int]]:
-    """label -> (recall, precision, examples) for every true label present."""
-    out = {}
-    for label in DEGRADATIONS:
-        true = [r for r in rows if r["label"] == label]
-        said = [r for r in rows if r["predicted"] == label]
-        if true:
-            out[label] = (accuracy(true), accuracy(said) if said else 0.0, len(true))
-    return out
+    return common.accuracy([r["label"] for r in rows], [r["predicted"] for r in rows])
 
 
 def markdown(rows: Sequence[dict]) -> str:
     """Per-label table and confusion matrix (rows: true label, columns: predicted)."""
-    lines = [f"overall accuracy: {accuracy(rows):.3f} ({len(rows)} examples)", "",
-             "| label | recall | precision | n |", "|---|---|---|---|"]
-    lines += [f"| {k} | {r:.2f} | {p:.2f} | {n} |" for k, (r, p, n) in per_label_accuracy(rows).items()]
-    labels, matrix = confusion(rows)
-    lines += ["", "| true \\ predicted | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
-    lines += [f"| {label} | " + " | ".join(map(str, matrix[i])) + " |" for i, label in enumerate(labels)]
-    return "\n".join(lines)
+    true, predicted = [r["label"] for r in rows], [r["predicted"] for r in rows]
+    return "\n".join([f"overall accuracy: {accuracy(rows):.3f} ({len(rows)} examples)", "",
+                      *common.label_tables(true, predicted, DEGRADATIONS)])
 
 
 def write_rows(rows: Sequence[dict], out: str) -> None:
