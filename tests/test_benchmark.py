@@ -50,15 +50,17 @@ def test_denoise_suite_protocols_and_published_rows(tmp_path, monkeypatch):
 
     _dataset(tmp_path, monkeypatch, "BSD68", {"camera": ("camera", 64), "moon": ("moon", 64)})
     conf = {"datasets": ["BSD68"], "sigmas": [15, 25, 50], "protocols": ["float", "8bit"],
-            "models": ["bilateral", "bm3d"], "restrict": {"bm3d": {"protocols": ["float"]}}}
+            "models": ["bilateral", "bm3d"], "restrict": {"bm3d": {"protocols": ["float"], "sigmas": [15, 50]}}}
     rows = denoise.run(conf, 0)
-    assert len(rows) == 2 * 3 * 2 + 2 * 3  # BM3D on the float protocol only
-    assert {r["protocol"] for r in rows if r["model"] == "classical:bm3d"} == {"float"}
+    assert len(rows) == 2 * 3 * 2 + 2 * 2  # BM3D on the float protocol at two sigmas only
+    assert {(r["protocol"], r["sigma"]) for r in rows if r["model"] == "classical:bm3d"} == {("float", 15), ("float", 50)}
     assert all(r["psnr"] > r["psnr_input"] for r in rows)
     import pyarrow as pa
 
     text = denoise.summarize(pa.Table.from_pylist(rows))
-    assert "DnCNN (published)" in text and "| classical:bilateral |" in text and "| classical:bm3d |" in text
+    assert "DnCNN (published)" in text and "| classical:bilateral |" in text
+    bm3d = next(line for line in text.splitlines() if line.startswith("| classical:bm3d |")).split(" | ")
+    assert bm3d[2] == "-" and float(bm3d[1]) > float(bm3d[3]) > 20  # sigma 25 not measured
 
 
 def test_sr_protocol_reproduces_the_published_bicubic_row():
@@ -137,7 +139,8 @@ def test_tiling_suite_tiled_matches_whole_on_a_16_bit_scene(tmp_path, monkeypatc
 
 def test_restore_suites_measure_real_and_synthetic_pairs(tmp_path, monkeypatch):
     """Real pairs match by stem (an unpaired input is skipped); synthetic pairs degrade the
-    clean images; `only` limits a case to its classical route; the input row comes first."""
+    clean images; `only` limits a case's classical enhancers to its route while model references
+    run on every case; the input row comes first."""
     import pyarrow as pa
 
     from pipeline.bench import restore
@@ -156,14 +159,15 @@ def test_restore_suites_measure_real_and_synthetic_pairs(tmp_path, monkeypatch):
     conf = {"cases": [{"name": "real", "pairs": "Pairs", "only": ["classical:dehaze"]},
                       {"name": "dark", "dataset": "Clean", "count": 1, "degrade": {"kind": "low_light"},
                        "only": ["classical:lowlight"]}],
-            "models": ["dehaze", "lowlight"]}
+            "models": ["dehaze", "lowlight", "bundled:mirnet_lowlight"]}
     rows = restore.run(conf, 0)
     real = [r for r in rows if r["case"] == "real"]
-    assert sorted({r["image"] for r in real}) == ["chelsea", "coffee"] and len(real) == 4
+    assert sorted({r["image"] for r in real}) == ["chelsea", "coffee"] and len(real) == 6
     by = {(r["case"], r["model"], r["image"]): r for r in rows}
     assert by[("real", "classical:dehaze", "coffee")]["psnr"] > by[("real", restore.INPUT, "coffee")]["psnr"]
     dark = [r for r in rows if r["case"] == "dark"]
-    assert [r["model"] for r in dark] == [restore.INPUT, "classical:lowlight"]
+    assert [r["model"] for r in dark][:2] == [restore.INPUT, "classical:lowlight"]
+    assert len(dark) == 3 and dark[2]["model"].startswith("bundled:mirnet_lowlight")  # pinned by digest
     assert "low_light() on Clean" in restore.summarize(pa.Table.from_pylist(rows))
 
 

@@ -51,15 +51,17 @@ def _rows(enhancer, model: str, dataset: str, sigmas: list, protocols: list, see
 def run(conf: dict, seed: int) -> list[dict]:
     """Rows for every model of `conf["models"]` (the compare job sets them, and `tracking_uri`).
 
-    `restrict: {model: {datasets: [...], protocols: [...]}}` runs a slow model (BM3D, seconds
-    per image) on part of the grid only; its rows then appear in those tables alone."""
+    `restrict: {model: {datasets: [...], protocols: [...], sigmas: [...]}}` runs a slow model
+    (BM3D, seconds per image) on part of the grid only; its rows then appear in those tables
+    and columns alone (every image of a dataset, so its means compare with the others')."""
     rows = []
     for model in conf["models"]:
         only = (conf.get("restrict") or {}).get(model, {})
         enhancer = enhancer_of(model, conf.get("tracking_uri"))  # loaded once, not once per dataset
         for dataset in only.get("datasets", conf["datasets"]):
             protocols = only.get("protocols", conf["protocols"])
-            rows.extend(_rows(enhancer, model, dataset, conf["sigmas"], protocols, seed, int(conf.get("channels", 1))))
+            sigmas = only.get("sigmas", conf["sigmas"])
+            rows.extend(_rows(enhancer, model, dataset, sigmas, protocols, seed, int(conf.get("channels", 1))))
     return rows
 
 
@@ -74,8 +76,9 @@ def summarize(table) -> str:
                   "| model | " + " | ".join(f"sigma {s:g}" for s in sigmas) + " | ms/MP |",
                   "|---|" + "---|" * (len(sigmas) + 1)]
         for model, rows in part.groupby(level=2):
-            values = [rows.xs(s, level="sigma")["psnr"].iloc[0] for s in sigmas]
-            lines.append(f"| {model} | " + " | ".join(f"{v:.2f}" for v in values) + f" | {rows['ms'].median():.0f} |")
+            measured = rows.droplevel([0, 1, 2])["psnr"]  # by sigma; a restricted model lacks some
+            cells = [f"{measured[s]:.2f}" if s in measured.index else "-" for s in sigmas]
+            lines.append(f"| {model} | " + " | ".join(cells) + f" | {rows['ms'].median():.0f} |")
         if dataset in PUBLISHED and protocol == "float" and sigmas == [15, 25, 50]:
             lines += [f"| {name} | " + " | ".join(f"{v:.2f}" for v in values) + " | - |"
                       for name, values in PUBLISHED[dataset].items()]

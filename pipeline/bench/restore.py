@@ -57,13 +57,19 @@ def _setting(case: dict) -> str:
     return f"{case['degrade']['kind']}({params}) on {case['dataset']}"
 
 
+def _measures(case: dict, label: str) -> bool:
+    """A case's `only` names the classical enhancers it measures (the classical route of that
+    degradation); model references run on every case, so compare sees each version on all."""
+    return not label.startswith("classical:") or label in case.get("only", [label])
+
+
 def run(conf: dict, seed: int) -> list[dict]:
     enhancers = enhancers_by_label(conf.get("models", []), conf.get("tracking_uri"))
     rows = []
     for case in conf["cases"]:
         pairs = (real_pairs(case["pairs"]) if "pairs" in case
                  else synthetic_pairs(case["dataset"], case["degrade"], case.get("count"), seed))
-        named = {INPUT: None, **{m: enhancers[m] for m in enhancers if m in case.get("only", enhancers)}}
+        named = {INPUT: None, **{m: e for m, e in enhancers.items() if _measures(case, m)}}
         for image, degraded, clean in pairs:
             for label, enhancer in named.items():
                 out, ms = (degraded, 0.0) if enhancer is None else timed(enhancer, degraded, {})
