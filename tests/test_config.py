@@ -20,6 +20,17 @@ def test_shipped_enhance_config_and_routes_load():
         assert config.enhancers[name].kind == "learned" and config.enhancers[name].params["fallback"].startswith("bundled:")
 
 
+def test_shipped_pools_fit_a_two_cpu_node():
+    """Every routed pool keeps its first actor for the whole run; on the 2-CPU machines the job
+    targets, those plus one read/decode task must fit, or the run waits forever."""
+    from pipeline.enhance.flow import min_cpus
+
+    config, routes = load_enhance_config()
+    assert min_cpus(config, routes) <= 2.0
+    heavier = load_enhance_config(None, ["enhancers.denoise.num_cpus=1", "enhancers.upscale.num_cpus=1"])
+    assert min_cpus(*heavier) == pytest.approx(min_cpus(config, routes) + 1.5)
+
+
 def test_unknown_key_is_rejected_with_valid_keys():
     with pytest.raises(ConfigError) as err:
         load_enhance_config(None, ["limits.max_pixelz=5"])

@@ -114,6 +114,17 @@ def _classify_stage(ds: Dataset, config: EnhanceConfig) -> Dataset:
                           compute=ActorPoolStrategy(min_size=1, max_size=conf.max_actors), **task)
 
 
+def min_cpus(config: EnhanceConfig, routes: RoutesConf) -> float:
+    """CPUs the run holds before it can make progress: the first actor of every routed pool
+    (and of the domain classifier) stays up for the whole run, and one read/decode/write task
+    must still fit beside them. Below this the job waits forever (STACK-NOTES: deadlock trap)."""
+    pools = [config.enhancer(name) for name in enhancers_in(routes) if name != PASSTHROUGH]
+    held = sum(conf.min_actors * conf.num_cpus for conf in pools)
+    if config.classify.domain_model:
+        held += config.classify.num_cpus
+    return held + max(config.read.num_cpus, config.classify.num_cpus, config.output.num_cpus)
+
+
 def check(config: EnhanceConfig, routes: RoutesConf) -> dict[str, dict]:
     """Fail on the driver, before Ray starts, for an unknown enhancer name, a bad param or a
     domain model that cannot be loaded; returns the pinned params for `run`, so the checked
@@ -245,6 +256,10 @@ def run(run_plan: RunPlan, config: EnhanceConfig, routes: RoutesConf, progress_e
         run_plan.output, run_plan.run_id, config.storage.options, config.output.rows_per_file, config.output.flush_seconds
     )
     progress = Progress(progress_every)
+    needed, cpus = min_cpus(config, routes), ray.cluster_resources().get("CPU", 0.0)
+    if needed > cpus + 1e-9:  # an autoscaling cluster may still grow, so a warning, not an error
+        log.warning("the routed pools hold %.3g CPUs at minimum (num_cpus x min_actors, plus one task) but the "
+                    "cluster has %.3g: the run waits until more CPUs join; lower num_cpus or min_actors", needed, cpus)
     for batch in build_dataset(run_plan, config, routes, params).iter_batches(batch_format="pyarrow", batch_size=None):
         writer.add(batch)
         progress.add(batch)
