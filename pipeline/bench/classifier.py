@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import time
 import zlib
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
