@@ -31,6 +31,16 @@ def test_shipped_pools_fit_a_two_cpu_node():
     assert min_cpus(*heavier) == pytest.approx(min_cpus(config, routes) + 1.5)
 
 
+
+def test_run_warns_when_the_cluster_cannot_hold_the_pools(caplog):
+    from pipeline.enhance.flow import min_cpus, warn_if_short
+
+    config, routes = load_enhance_config()
+    assert not warn_if_short(config, routes, 2.0) and not caplog.records
+    assert warn_if_short(config, routes, 1.0)
+    assert f"hold {min_cpus(config, routes):.3g} CPUs" in caplog.text and "cluster has 1" in caplog.text
+
+
 def test_unknown_key_is_rejected_with_valid_keys():
     with pytest.raises(ConfigError) as err:
         load_enhance_config(None, ["limits.max_pixelz=5"])

@@ -125,6 +125,17 @@ def min_cpus(config: EnhanceConfig, routes: RoutesConf) -> float:
     return held + max(config.read.num_cpus, config.classify.num_cpus, config.output.num_cpus)
 
 
+def warn_if_short(config: EnhanceConfig, routes: RoutesConf, cpus: float) -> bool:
+    """Log a warning (and return True) when the cluster's `cpus` cannot hold `min_cpus`: an
+    autoscaling cluster may still grow, so the run goes on."""
+    needed = min_cpus(config, routes)
+    if needed <= cpus + 1e-9:
+        return False
+    log.warning("the routed pools hold %.3g CPUs at minimum (num_cpus x min_actors, plus one task) but the "
+                "cluster has %.3g: the run waits until more CPUs join; lower num_cpus or min_actors", needed, cpus)
+    return True
+
+
 def check(config: EnhanceConfig, routes: RoutesConf) -> dict[str, dict]:
     """Fail on the driver, before Ray starts, for an unknown enhancer name, a bad param or a
     domain model that cannot be loaded; returns the pinned params for `run`, so the checked
@@ -256,10 +267,7 @@ def run(run_plan: RunPlan, config: EnhanceConfig, routes: RoutesConf, progress_e
         run_plan.output, run_plan.run_id, config.storage.options, config.output.rows_per_file, config.output.flush_seconds
     )
     progress = Progress(progress_every)
-    needed, cpus = min_cpus(config, routes), ray.cluster_resources().get("CPU", 0.0)
-    if needed > cpus + 1e-9:  # an autoscaling cluster may still grow, so a warning, not an error
-        log.warning("the routed pools hold %.3g CPUs at minimum (num_cpus x min_actors, plus one task) but the "
-                    "cluster has %.3g: the run waits until more CPUs join; lower num_cpus or min_actors", needed, cpus)
+    warn_if_short(config, routes, ray.cluster_resources().get("CPU", 0.0))
     for batch in build_dataset(run_plan, config, routes, params).iter_batches(batch_format="pyarrow", batch_size=None):
         writer.add(batch)
         progress.add(batch)
