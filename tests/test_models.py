@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ import torch
 from pipeline.labels import DEGRADATIONS, DOMAINS
 from pipeline.models import MODELS, ModelSpec, build, count_parameters, example_inputs
 from pipeline.models.cost import macs_per_pixel, ms_per_megapixel
-from pipeline.models.denoise import FFDNet, NonLocalBlock, estimate_sigma
+from pipeline.models.denoise import FFDNet, NonLocalBlock, OpponentFFDNet, estimate_sigma
 from pipeline.models.layers import gaussian_blur
 from pipeline.models.weights import load_weights, read_meta, save_weights
 
@@ -25,6 +26,7 @@ SMALL: dict[str, dict] = {
     "dncnn": dict(features=8, depth=4),
     "ffdnet": dict(features=8, depth=4),
     "ffdnet_color": dict(features=8, depth=4),
+    "ffdnet_opponent": dict(features=8, depth=4),
     "nlrn": dict(features=8, steps=2),
     "dense_ae": dict(hidden=(32, 8)),
     "conv_ae": dict(features=8),
@@ -123,6 +125,44 @@ def test_ffdnet_noise_map_matters():
     assert blind.shape == x.shape
     with pytest.raises(ValueError, match="sigma"):
         model(x, torch.zeros(3))
+
+
+def test_opponent_transform_keeps_noise_white_and_round_trips():
+    """The transform is orthonormal (white RGB noise stays white, same sigma per channel) and,
+    with a trunk that removes nothing, the model returns its input."""
+    m = build("ffdnet_opponent", **SMALL["ffdnet_opponent"]).eval()
+    unscaled = m.to_opp / m.scale[:, None]
+    assert torch.allclose(unscaled @ unscaled.T, torch.eye(3), atol=1e-6)
+    noise = torch.randn(3, 200_000, generator=torch.Generator().manual_seed(0)) * 0.1
+    assert torch.allclose((unscaled @ noise).std(dim=1), torch.full((3,), 0.1), rtol=0.02)
+    last = m.body[-1]
+    torch.nn.init.zeros_(last.weight), torch.nn.init.zeros_(last.bias)
+    x = torch.rand(2, 3, 16, 18, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert torch.allclose(m(x), x, atol=1e-5)
+    with pytest.raises(ValueError, match="expects"):
+        m(x[:, :1])
+
+
+def test_opponent_ffdnet_beats_gray_per_channel_with_the_gray_weights():
+    """The bundled gray weights load into the opponent model as they are, and on a noisy colour
+    picture it removes more noise than the same weights on R, G and B one by one."""
+    from skimage import data
+
+    gray = load_weights(Path(__file__).parents[1] / "pipeline" / "weights" / "ffdnet_gray.pt")
+    opponent = OpponentFFDNet()
+    opponent.load_state_dict(gray.state_dict())
+    opponent.eval()
+    clean = torch.from_numpy(data.astronaut()[:128, 128:256].transpose(2, 0, 1).copy()).float()[None] / 255
+    noisy = (clean + torch.randn(clean.shape, generator=torch.Generator().manual_seed(0)) * 25 / 255).clamp(0, 1)
+    with torch.no_grad():
+        per_channel = gray(noisy.reshape(3, 1, 128, 128)).reshape(1, 3, 128, 128).clamp(0, 1)
+        together = opponent(noisy).clamp(0, 1)
+
+    def psnr(y):
+        return float(10 * torch.log10(1 / ((y - clean) ** 2).mean()))
+
+    assert psnr(together) > psnr(per_channel) + 0.5 > psnr(noisy) + 5
 
 
 def test_ffdnet_bf16_channels_last():

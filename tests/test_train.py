@@ -221,6 +221,15 @@ def test_init_from_must_hold_the_configured_architecture():
     config = load_train_config(SMOKE, ["train.init_from=bundled:ffdnet_gray", "model.params={features: 64, depth: 12}"])
     state, pinned = initial_weights(config, None)
     assert pinned.startswith("bundled:ffdnet_gray@sha256:") and state["body.0.weight"].shape[0] == 64
+    # Another architecture whose weights fit exactly: the gray FFDNet starts the opponent model.
+    config = load_train_config(SMOKE, ["train.init_from=bundled:ffdnet_gray", "model.name=ffdnet_opponent",
+                                       "model.params={features: 64, depth: 12}", "data.channels=3"])
+    state, _ = initial_weights(config, None)
+    assert state["body.0.weight"].shape[1] == 5
+    config = load_train_config(SMOKE, ["train.init_from=bundled:ffdnet_gray", "model.name=ffdnet_opponent",
+                                       "data.channels=3"])
+    with pytest.raises(ConfigError, match="do not fit ffdnet_opponent"):
+        initial_weights(config, None)
 
 
 @pytest.mark.integration

@@ -21,7 +21,7 @@ from torch import nn
 from pipeline.labels import DEGRADATIONS
 from pipeline.models.autoencoder import ConvAutoencoder, DenseAutoencoder
 from pipeline.models.classifier import MultiTaskClassifier, SingleTaskClassifier
-from pipeline.models.denoise import NLRN, DnCNN, FFDNet
+from pipeline.models.denoise import NLRN, DnCNN, FFDNet, OpponentFFDNet
 from pipeline.models.inpaint import InpaintNet
 from pipeline.models.lowlight import LowLightCNN, MIRNetLite
 from pipeline.models.sr import SRDiscriminator, SRResNet
@@ -70,6 +70,8 @@ MODELS: dict[str, ModelSpec] = {
     # 96 features for colour, as in the FFDNet paper.
     "ffdnet_color": ModelSpec("ffdnet_color", partial(FFDNet, channels=3, features=96), _NOISE, 1,
                               "denoise", needs_sigma=True),
+    # The gray trunk on opponent colour channels: loads gray FFDNet weights as they are.
+    "ffdnet_opponent": ModelSpec("ffdnet_opponent", OpponentFFDNet, _NOISE, 1, "denoise", needs_sigma=True),
     "nlrn": ModelSpec("nlrn", partial(NLRN, channels=1), _NOISE, 1, "denoise", channels=1),
     "dense_ae": ModelSpec("dense_ae", DenseAutoencoder, _NOISE, 1, "autoencoder", channels=1),
     "conv_ae": ModelSpec("conv_ae", partial(ConvAutoencoder, channels=1), _NOISE, 1, "autoencoder",

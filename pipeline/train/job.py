@@ -65,10 +65,18 @@ def initial_weights(config: TrainJobConfig, tracking_uri: str | None) -> tuple[d
 
     path, pinned = resolve(ref, tracking_uri)
     meta = read_meta(path)
+    state = load_weights(path).state_dict()
     if meta["name"] != config.model.name or meta["config"] != config.model.params:
-        raise ConfigError(f"train.init_from {ref}: holds {meta['name']} {meta['config']}, the config "
-                          f"trains {config.model.name} {config.model.params}")
-    return load_weights(path).state_dict(), pinned
+        # Another architecture is fine when its weights fit this one exactly (a gray FFDNet's
+        # weights start ffdnet_opponent); anything else is a config mistake.
+        from pipeline.models import build
+
+        try:
+            build(config.model.name, **config.model.params).load_state_dict(state)
+        except RuntimeError as err:
+            raise ConfigError(f"train.init_from {ref}: holds {meta['name']} {meta['config']}, whose weights "
+                              f"do not fit {config.model.name} {config.model.params}: {err}") from None
+    return state, pinned
 
 
 def loop_config(config: TrainJobConfig, *, val: list[str], start_epoch: int, run_id: str, uri: str,
