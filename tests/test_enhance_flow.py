@@ -95,12 +95,14 @@ def test_reference_fills_psnr_and_denoising_helps(ray_cluster, tmp_path):
     rows = results.read_results(str(tmp_path / "out"), None).to_pylist()
     assert len(rows) == 3
     for row in rows:
-        # the shipped routes: gray noise to the learned denoiser (champion, else bundled), colour to NL-means
+        # the shipped routes: gray noise to the gray denoiser, colour noise to the opponent one
+        # (each the champion where a registry answers, else the bundled weights)
         assert row["degradation"] == "noise", row
         if row["channels"] == 1:
             assert row["enhancer"] == "denoise" and row["model"].startswith(("bundled:ffdnet_gray@", "models:/ffdnet-gray/"))
         else:
-            assert row["enhancer"] == "nlmeans" and row["model"] == "classical:nlmeans", row
+            assert row["enhancer"] == "denoise_color", row
+            assert row["model"].startswith(("bundled:ffdnet_opponent@", "models:/ffdnet-opponent/")), row
         assert row["psnr_after"] > row["psnr_before"] + 2, row
         assert row["noise_after"] < row["noise_before"]
 
