@@ -125,10 +125,12 @@ class OpponentFFDNet(FFDNet):
     def __init__(self, features: int = 64, depth: int = 12, batch_norm: bool = True,
                  residual: bool = True) -> None:
         super().__init__(channels=1, features=features, depth=depth, batch_norm=batch_norm, residual=residual)
-        scale = torch.tensor(_OPPONENT_SCALE)
-        self.register_buffer("to_opp", scale[:, None] * torch.tensor(_OPPONENT), persistent=False)
+        scale, opponent = torch.tensor(_OPPONENT_SCALE), torch.tensor(_OPPONENT)
+        # RGB -> opponent channels on [0, 1], and back (orthonormal: the inverse is the transpose).
+        self.register_buffer("to_opp", scale[:, None] * opponent, persistent=False)
+        self.register_buffer("from_opp", opponent.T / scale[None, :], persistent=False)
         self.register_buffer("scale", scale, persistent=False)
-        self.register_buffer("shift", torch.tensor(_OPPONENT_SHIFT), persistent=False)
+        self.register_buffer("shift", torch.tensor(_OPPONENT_SHIFT)[:, None, None], persistent=False)
 
     def forward(self, x: torch.Tensor, sigma: torch.Tensor | float | None = None) -> torch.Tensor:
         """Denoise RGB `x` (N, 3, H, W); `sigma` () or (N,) on the [0, 1] scale, estimated when None."""
@@ -138,11 +140,11 @@ class OpponentFFDNet(FFDNet):
         if sigma is None:
             sigma = estimate_sigma(x)  # the transform is orthonormal: the RGB sigma is every channel's
         s = torch.as_tensor(sigma, dtype=x.dtype, device=x.device).reshape(-1).expand(n)
-        y = torch.einsum("oc,nchw->nohw", self.to_opp.to(x.dtype), x) + self.shift.to(x.dtype)[:, None, None]
+        to_opp, from_opp, shift = (t.to(x.dtype) for t in (self.to_opp, self.from_opp, self.shift))
+        y = torch.einsum("oc,nchw->nohw", to_opp, x) + shift
         sigmas = (s[:, None] * self.scale.to(x.dtype)).reshape(-1)
         y = super().forward(y.reshape(n * 3, 1, h, w), sigmas).reshape(n, 3, h, w)
-        y = (y - self.shift.to(x.dtype)[:, None, None]) / self.scale.to(x.dtype)[:, None, None]
-        return torch.einsum("oc,nohw->nchw", torch.tensor(_OPPONENT, dtype=x.dtype, device=x.device), y)
+        return torch.einsum("co,nohw->nchw", from_opp, y - shift)
 
 
 def _to_windows(x: torch.Tensor, side: int) -> torch.Tensor:
