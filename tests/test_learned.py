@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from pipeline.enhance.enhance import enhance_image
-from pipeline.enhance.learned import LearnedEnhancer, resolve
+from pipeline.enhance.learned import ALIGN, LearnedEnhancer, _spans, resolve
 from pipeline.metrics.fullref import psnr
 from pipeline.models import build
 from pipeline.models.weights import save_weights
@@ -23,9 +23,27 @@ def tiny_ffdnet(tmp_path):
 def test_tiled_output_matches_whole_image(tiny_ffdnet):
     image = small("camera", 128)[:100, :90].astype(np.float32)[:, :, None] / 255
     whole = LearnedEnhancer(tiny_ffdnet, tile=1024)(image)
-    tiled = LearnedEnhancer(tiny_ffdnet, tile=48, overlap=12)(image)
+    tiled = LearnedEnhancer(tiny_ffdnet, tile=64, overlap=12)(image)
     assert tiled.shape == whole.shape == image.shape
     assert psnr(whole, tiled) > 45
+
+
+@pytest.mark.parametrize("length", [513, 600, 1000, 2048, 5001])
+def test_tiles_are_equal_cover_the_image_and_overlap_enough(length):
+    spans = _spans(length, 512, 32)
+    assert all(size <= 512 for _, size in spans) and len({size for _, size in spans[:-1]}) == 1
+    assert all(start % ALIGN == 0 for start, _ in spans)
+    assert spans[0][0] == 0 and spans[-1][0] + spans[-1][1] == length
+    assert all(a + size - b >= 64 for (a, size), (b, _) in zip(spans, spans[1:]))
+    full_tiles = -(-(length - 64) // (512 - 64)) * 512  # full 512-px tiles: the old layout's work
+    assert sum(size for _, size in spans) < full_tiles
+    full = _spans(length, 512, 32, full=True)
+    assert len(full) == len(spans) and all(size == 512 for _, size in full[:-1]) and full[-1][0] + full[-1][1] == length
+
+
+def test_a_tile_not_wider_than_twice_the_overlap_is_refused(tiny_ffdnet):
+    with pytest.raises(ValueError, match="twice the overlap"):
+        LearnedEnhancer(tiny_ffdnet, tile=80, overlap=32)
 
 
 def test_gray_model_runs_per_channel_on_rgb_and_keeps_uint8(tiny_ffdnet):
