@@ -324,7 +324,8 @@ def scratch_length(y: np.ndarray, bright: np.ndarray, dark: np.ndarray) -> float
     for i in range(1, n):
         if extent[i] <= max(best, 0.1 * side) or boxes[i, 4] >= 5 * extent[i]:
             continue
-        values = y[labels == i]
+        x0, y0, bw, bh = boxes[i, :4]  # inside the component's box: far fewer pixels to compare
+        values = y[y0:y0 + bh, x0:x0 + bw][labels[y0:y0 + bh, x0:x0 + bw] == i]
         if np.mean(np.abs(values - np.median(values)) <= 0.02) >= 0.5:
             best = extent[i]
     return float(best / side)
