@@ -13,7 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from pipeline.labels import DEGRADATIONS, DOMAINS, UNKNOWN_DOMAIN
+from pipeline.labels import DEGRADATIONS, DOMAINS, PASSTHROUGH, UNKNOWN_DOMAIN
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
@@ -144,7 +144,7 @@ class RouteRule(Strict):
 
 class RoutesConf(Strict):
     rules: list[RouteRule]
-    default: str = "passthrough"
+    default: str = PASSTHROUGH
     """Enhancer for images no rule matches."""
 
 

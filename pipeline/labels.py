@@ -22,3 +22,6 @@ DEGRADATIONS = (
     "low_resolution",
     "damage",
 )
+
+# The route that enhances nothing: the original bytes are copied to the output.
+PASSTHROUGH = "passthrough"

@@ -27,7 +27,6 @@ import pandas as pd
 import pyarrow as pa
 from PIL import Image
 
-from pipeline.enhance.enhance import PASSTHROUGH
 from pipeline.enhance.write import output_url
 from pipeline.imageops import split_alpha, to_float
 from pipeline.io import results, storage
@@ -35,6 +34,7 @@ from pipeline.io.codecs import decode
 from pipeline.io.readers import ReadLimits, iter_members
 from pipeline.io.schema import FULL_REFERENCE_METRICS, NO_REFERENCE_METRICS
 from pipeline.io.sources import Source, archive_kind
+from pipeline.labels import PASSTHROUGH
 
 log = logging.getLogger("imgenhance")
 

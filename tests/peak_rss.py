@@ -24,7 +24,8 @@ from pipeline.config import load_enhance_config
 from pipeline.enhance import flow
 from pipeline.enhance.classify import classify_batch
 from pipeline.enhance.decode import decode_batch
-from pipeline.enhance.enhance import PASSTHROUGH, EnhanceActor
+from pipeline.enhance.enhance import EnhanceActor
+from pipeline.labels import PASSTHROUGH
 from pipeline.enhance.measure import measure_batch
 from pipeline.enhance.route import route_batch
 from pipeline.enhance.write import write_batch

@@ -9,7 +9,8 @@ from pipeline.enhance.route import choose, enhancers_in
 def test_shipped_enhance_config_and_routes_load():
     config, routes = load_enhance_config()
     assert config.limits.max_pixels > 0 and routes.rules
-    from pipeline.enhance.enhance import ENHANCERS, PASSTHROUGH
+    from pipeline.enhance.enhance import ENHANCERS
+    from pipeline.labels import PASSTHROUGH
 
     for name in enhancers_in(routes):  # a built-in enhancer, or a pool conf/enhance.yaml configures
         assert name == PASSTHROUGH or name in ENHANCERS or name in config.enhancers, name

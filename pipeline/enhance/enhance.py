@@ -22,7 +22,6 @@ from pipeline.imageops import from_float, split_alpha, to_float
 
 # Every class a route's enhancer may be built from (config `kind`, default the route name).
 ENHANCERS: dict[str, type[Enhancer]] = {**CLASSICAL, "learned": LearnedEnhancer}
-PASSTHROUGH = "passthrough"
 
 
 def build_enhancer(kind: str, params: dict) -> Enhancer:

@@ -24,7 +24,7 @@ from pipeline.config import EnhanceConfig, RoutesConf
 from pipeline.enhance.classify import Classify, DomainModel, classify_batch
 from pipeline.enhance.learned import pin_reference
 from pipeline.enhance.decode import decode_batch
-from pipeline.enhance.enhance import ENHANCERS, PASSTHROUGH, EnhanceActor, build_enhancer, resolved_params
+from pipeline.enhance.enhance import ENHANCERS, EnhanceActor, build_enhancer, resolved_params
 from pipeline.enhance.measure import measure_batch
 from pipeline.enhance.route import enhancers_in, route_batch
 from pipeline.enhance.write import write_batch
@@ -34,6 +34,7 @@ from pipeline.io.readers import ARCHIVE_ROW, ReadLimits, iter_members
 from pipeline.io.schema import to_table
 from pipeline.io.reference import ReferenceIndex
 from pipeline.io.sources import Source, expand_inputs
+from pipeline.labels import PASSTHROUGH
 
 log = logging.getLogger("imgenhance")
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from pipeline.enhance.enhance import PASSTHROUGH
 from pipeline.enhance.rows import map_rows, pixels_of
 from pipeline.imageops import split_alpha, to_float
 from pipeline.io.codecs import DecodeError, decode
 from pipeline.io.reference import ReferenceIndex
+from pipeline.labels import PASSTHROUGH
 from pipeline.metrics import fullref, noref
 
 

@@ -11,6 +11,7 @@ import pyarrow as pa
 
 from pipeline.config import RouteRule, RoutesConf
 from pipeline.enhance.rows import map_rows
+from pipeline.labels import PASSTHROUGH
 
 
 def _matches(rule: RouteRule, domain: str, degradation: str, score: float, channels: int | None) -> bool:
@@ -44,7 +45,7 @@ def route_batch(table: pa.Table, routes: RoutesConf) -> pa.Table:
     def one(row: dict) -> None:
         enhancer, reason = choose(routes, row["domain"], row["degradation"], row["degradation_score"], row.get("channels"))
         row.update(enhancer=enhancer, route_reason=reason)
-        if enhancer != "passthrough":
+        if enhancer != PASSTHROUGH:
             row["data"] = None  # only a passthrough copy needs the original bytes
 
     return map_rows(table, one, "route")

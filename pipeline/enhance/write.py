@@ -14,11 +14,11 @@ from typing import Any
 
 import pyarrow as pa
 
-from pipeline.enhance.enhance import PASSTHROUGH
 from pipeline.enhance.rows import map_rows, pixels_of
 from pipeline.io import storage
 from pipeline.io.codecs import encode, output_format
 from pipeline.io.schema import RESULT_COLUMNS, RESULT_SCHEMA
+from pipeline.labels import PASSTHROUGH
 
 
 def output_url(output: str, key: str) -> str:
