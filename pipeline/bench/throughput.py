@@ -86,7 +86,8 @@ def model_only(model_ref: str, images: list[np.ndarray], cores: int) -> dict[str
     one = _forward_all(model_ref, cores, images)
     halves = [images[i::cores] for i in range(cores)]
     with ProcessPoolExecutor(cores) as pool:
-        list(pool.map(_forward_all, [model_ref] * cores, [1] * cores, halves[:1] * cores))  # warm-up: imports
+        # Warm-up: imports, weights and the first calls, on a few images (not a whole half again).
+        list(pool.map(_forward_all, [model_ref] * cores, [1] * cores, [images[:4]] * cores))
         started = time.perf_counter()
         list(pool.map(_forward_all, [model_ref] * cores, [1] * cores, halves))
         parallel = time.perf_counter() - started
