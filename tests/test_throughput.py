@@ -29,11 +29,37 @@ def test_ratio_line_is_the_contract_format():
     assert line == "throughput: pipeline/model-only=0.75 pipeline/naive=1.50"
 
 
+def test_cpu_roles_follow_ray_process_titles():
+    assert throughput.cpu_role("ray::MapWorker(MapBatches(EnhanceActor))", False) == "model actors"
+    assert throughput.cpu_role("ray::IDLE", False) == "stage tasks"
+    assert throughput.cpu_role("ray::_StatsActor", False) == "ray services"
+    assert throughput.cpu_role("/venv/lib/ray/core/src/ray/raylet/raylet --raylet_socket_name=x", False) == "ray services"
+    assert throughput.cpu_role("python -m jobs.benchmark", True) == "driver"
+
+
+def test_summary_tables_where_the_cpu_went():
+    rows = [{"way": "pipeline", "images": 10, "megapixels": 1.0, "seconds": 5.0, "images_per_s": 2.0,
+             "megapixels_per_s": 0.2, "cores": 2, "model": "m"},
+            {"way": "naive", "images": 10, "megapixels": 1.0, "seconds": 5.0, "images_per_s": 2.0,
+             "megapixels_per_s": 0.2, "cores": 2, "model": "m"},
+            {"way": "model-only", "images": 10, "megapixels": 1.0, "seconds": 4.0, "images_per_s": 2.5,
+             "megapixels_per_s": 0.25, "cores": 2, "model": "m"},
+            {"way": "cpu", "role": "model actors", "cpu_seconds": 6.0, "images": 10, "cores": 2},
+            {"way": "cpu", "role": "stage tasks", "cpu_seconds": 2.0, "images": 10, "cores": 2},
+            {"way": "cpu", "role": "model-only ceiling (cores x its seconds)", "cpu_seconds": 8.0, "images": 10, "cores": 2}]
+    keys = {k: None for row in rows for k in row}
+    text = throughput.summarize(pa.Table.from_pylist([{**keys, **r} for r in rows]))
+    assert "| model actors | 6.0 | 600 | 75% |" in text and "| stage tasks | 2.0 | 200 | 25% |" in text
+    assert "| model-only ceiling (cores x its seconds) | 8.0 | 800 | - |" in text
+
+
 @pytest.mark.integration
 def test_three_ways_enhance_the_same_images(ray_cluster):
     rows = throughput.run({"count": 3, "cost_enhancers": ["bilateral"]}, seed=0)
     ways = {r["way"]: r for r in rows}
-    assert set(ways) == {"pipeline", "naive", "model-only", "enhancer_cost"}
+    assert set(ways) == {"pipeline", "naive", "model-only", "enhancer_cost", "cpu"}
+    cpu = {r["role"]: r["cpu_seconds"] for r in rows if r["way"] == "cpu"}
+    assert cpu["model actors"] > 0 and cpu["stage tasks"] > 0 and cpu["driver"] > 0  # the sampler saw the workers
     assert all(ways[w]["images"] == 3 and ways[w]["images_per_s"] > 0 for w in ("pipeline", "naive", "model-only"))
     costs = {r["model"]: r["ms_per_mp"] for r in rows if r["way"] == "enhancer_cost"}
     assert costs["bundled:ffdnet_gray"] > costs["bilateral"] > 0  # a CNN costs more than a bilateral filter

@@ -12,7 +12,9 @@ ratios hold on a shared machine:
 
 Rows carry images/s and megapixels/s; `ratios()` gives pipeline/model-only and
 pipeline/naive, which the benchmark job prints as its last line. `enhancer_cost` adds
-milliseconds per megapixel of each enhancer on one thread.
+milliseconds per megapixel of each enhancer on one thread. `CpuSampler` splits the
+pipeline run's CPU time between the model actors, the stage tasks, the driver and Ray's
+own services (`way: cpu` rows), which says where the gap to the ceiling goes.
 """
 
 from __future__ import annotations
@@ -21,11 +23,13 @@ import io
 import os
 import tarfile
 import tempfile
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import psutil
 import torch
 
 from pipeline import raycluster
@@ -37,6 +41,7 @@ from pipeline.io.codecs import decode, encode
 # Gray pictures bundled with scikit-image (no download), at their own sizes (0.07-0.26 MP).
 PICTURES = ("camera", "moon", "coins", "page", "text", "clock", "astronaut", "coffee", "chelsea", "rocket")
 MAX_PIXELS = 10**9
+WAYS = ("pipeline", "naive", "model-only")
 
 
 def _pictures() -> list[np.ndarray]:
@@ -127,6 +132,66 @@ def pipeline_run(model_ref: str, tar_path: Path, out: Path, cores: int, batch_si
     return flow.run(flow.plan([str(tar_path)], str(out), config), config, routes, params=params)
 
 
+# Ray's own processes by command line: everything else under the driver runs pipeline work.
+_RAY_SERVICES = ("_StatsActor", "Autoscaling", "ActorLocation", "DashboardAgent", "RuntimeEnvAgent")
+
+
+def cpu_role(cmdline: str, is_driver: bool) -> str:
+    """Which part of a run a process's CPU belongs to, from its command line (Ray sets
+    worker titles such as `ray::IDLE` and `ray::MapWorker(MapBatches(EnhanceActor))`)."""
+    if is_driver:
+        return "driver"
+    if "EnhanceActor" in cmdline:
+        return "model actors"
+    if cmdline.startswith("ray::") and not any(name in cmdline for name in _RAY_SERVICES):
+        return "stage tasks"
+    return "ray services"
+
+
+class CpuSampler:
+    """CPU seconds (user + system) of this process and its descendants (a local Ray's
+    processes) between enter and exit, by `cpu_role`. Sampled every `interval` seconds, so a
+    process that exits loses at most its last interval."""
+
+    def __init__(self, interval: float = 0.5):
+        self.interval = interval
+        self._start: dict[int, float] = {}
+        self._last: dict[int, tuple[str, float]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _sample(self) -> None:
+        me = psutil.Process()
+        for proc in [me, *me.children(recursive=True)]:
+            try:
+                times = proc.cpu_times()
+                cmdline = " ".join(proc.cmdline()) or proc.name()
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                continue
+            self._last[proc.pid] = (cpu_role(cmdline, proc.pid == me.pid), times.user + times.system)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def __enter__(self) -> CpuSampler:
+        self._sample()
+        self._start = {pid: cpu for pid, (_, cpu) in self._last.items()}
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    def by_role(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for pid, (role, cpu) in self._last.items():
+            out[role] = out.get(role, 0.0) + cpu - self._start.get(pid, 0.0)
+        return out
+
+
 def enhancer_cost(names: list[str], image: np.ndarray, repeats: int = 2) -> list[dict]:
     """Milliseconds per megapixel of each enhancer (or model reference) on one thread."""
     torch.set_num_threads(1)
@@ -153,8 +218,9 @@ def run(conf: dict, seed: int) -> list[dict]:
         raycluster.init()
         timings = {"pipeline": None, "naive": naive(model, folder / "noisy.tar", folder / "naive", cores)}
         started = time.perf_counter()
-        summary = pipeline_run(model, folder / "noisy.tar", folder / "out" / "enhanced", cores,
-                               int(conf.get("batch_size", 1)), float(conf.get("model_cpus", 0.5)))
+        with CpuSampler() as cpu:
+            summary = pipeline_run(model, folder / "noisy.tar", folder / "out" / "enhanced", cores,
+                                   int(conf.get("batch_size", 1)), float(conf.get("model_cpus", 0.5)))
         timings["pipeline"] = time.perf_counter() - started
         if summary["by_status"] != {"ok": count}:
             raise RuntimeError(f"throughput: the pipeline run did not enhance every image: {summary['by_status']}")
@@ -164,6 +230,10 @@ def run(conf: dict, seed: int) -> list[dict]:
                  "seconds": s, "images_per_s": count / s, "megapixels_per_s": megapixels / s}
                 for way, s in timings.items()]
         rows[-1].update(one_process_s=ceiling["one_process_s"], processes_s=ceiling["processes_s"])
+        rows += [{"way": "cpu", "role": role, "cpu_seconds": seconds, "images": count, "cores": cores}
+                 for role, seconds in sorted(cpu.by_role().items())]
+        rows.append({"way": "cpu", "role": "model-only ceiling (cores x its seconds)",
+                     "cpu_seconds": cores * ceiling["seconds"], "images": count, "cores": cores})
         cost_image = images[0]
         rows += enhancer_cost(list(conf.get("cost_enhancers", [])) + [model], cost_image)
     keys = {k: None for row in rows for k in row}  # one schema: Arrow takes the first row's keys
@@ -172,7 +242,7 @@ def run(conf: dict, seed: int) -> list[dict]:
 
 def ratios(table) -> dict[str, float]:
     """pipeline / model-only and pipeline / naive, from images/s of one run."""
-    rate = {r["way"]: r["images_per_s"] for r in table.to_pylist() if r["way"] != "enhancer_cost"}
+    rate = {r["way"]: r["images_per_s"] for r in table.to_pylist() if r["way"] in WAYS}
     return {"pipeline/model-only": rate["pipeline"] / rate["model-only"],
             "pipeline/naive": rate["pipeline"] / rate["naive"]}
 
@@ -184,7 +254,7 @@ def ratio_line(table) -> str:
 
 def summarize(table) -> str:
     rows = table.to_pylist()
-    ways = [r for r in rows if r["way"] != "enhancer_cost"]
+    ways = [r for r in rows if r["way"] in WAYS]
     lines = ["| way | images | megapixels | seconds | images/s | megapixels/s |", "|---|---|---|---|---|---|"]
     lines += [f"| {r['way']} | {r['images']} | {r['megapixels']:.2f} | {r['seconds']:.1f} | {r['images_per_s']:.2f} | "
               f"{r['megapixels_per_s']:.3f} |" for r in ways]
@@ -194,4 +264,12 @@ def summarize(table) -> str:
               f"model `{ways[0]['model']}`.", "",
               "| enhancer | ms per megapixel (1 thread) |", "|---|---|"]
     lines += [f"| {r['model']} | {r['ms_per_mp']:.0f} |" for r in rows if r["way"] == "enhancer_cost"]
+    cpu = [r for r in rows if r["way"] == "cpu"]
+    if cpu:
+        run = sum(r["cpu_seconds"] for r in cpu if not r["role"].startswith("model-only"))
+        lines += ["", "Where the pipeline run's CPU went (process CPU time, sampled every 0.5 s):", "",
+                  "| part | CPU seconds | ms per image | share of the run |", "|---|---|---|---|"]
+        lines += [f"| {r['role']} | {r['cpu_seconds']:.1f} | {1e3 * r['cpu_seconds'] / r['images']:.0f} | "
+                  + ("-" if r["role"].startswith("model-only") else f"{r['cpu_seconds'] / run:.0%}") + " |"
+                  for r in cpu]
     return "\n".join(lines)
