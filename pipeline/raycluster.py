@@ -12,7 +12,7 @@ import ray
 # Idle task workers kept alive: 4 per core, as the stages run as 1/4-CPU tasks. Ray's default
 # keeps as many as there are free CPUs, and the pools' actors hold most of a small node, so
 # it killed workers that the next batch had to start again: 19 worker processes started in a
-# 1,200-image run on 2 cores (~1.7 s of CPU each to start), 5 with this (BENCHMARKS.md, throughput).
+# 1,200-image run of the throughput suite on 2 cores (~1.7 s of CPU each to start), 5 with this.
 LOCAL_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
              "RAY_num_workers_soft_limit": str(4 * (os.cpu_count() or 1))}
 

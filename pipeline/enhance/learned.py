@@ -11,7 +11,6 @@ memory is bounded by the tile size and little work is repeated.
 
 from __future__ import annotations
 
-
 import hashlib
 import logging
 import math
