@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
+import psutil
 
 from pipeline.io.codecs import decode
 
@@ -79,3 +81,36 @@ def label_tables(true: Sequence[str], predicted: Sequence[str], classes: Sequenc
     lines += ["", "| true \\ predicted | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
     lines += [f"| {c} | " + " | ".join(map(str, matrix[i])) + " |" for i, c in enumerate(labels)]
     return lines
+
+
+def process_tree() -> list[psutil.Process]:
+    """This process and every process under it (a local Ray cluster: GCS, raylet, workers)."""
+    me = psutil.Process()
+    return [me, *me.children(recursive=True)]
+
+
+class TreeSampler:
+    """Calls `sample()` in a thread every `interval` seconds between enter and exit, and once
+    more at exit; subclasses read `process_tree()` there (memory peaks, CPU time)."""
+
+    def __init__(self, interval: float = 0.5):
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def sample(self) -> None:
+        raise NotImplementedError
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.sample()
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sample()

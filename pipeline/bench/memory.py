@@ -11,21 +11,20 @@ archive on a fresh cluster.
 from __future__ import annotations
 
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import psutil
 
 from pipeline import raycluster
+from pipeline.bench.common import TreeSampler, process_tree
 from pipeline.bench.throughput import make_tar
 
 
 def tree_pss() -> int:
     """Bytes of PSS of this process and all its descendants (processes gone meanwhile skipped)."""
-    me = psutil.Process()
     total = 0
-    for proc in [me, *me.children(recursive=True)]:
+    for proc in process_tree():
         try:
             total += proc.memory_full_info().pss
         except (psutil.NoSuchProcess, psutil.AccessDenied):
@@ -33,28 +32,17 @@ def tree_pss() -> int:
     return total
 
 
-class PeakSampler:
-    """Samples `tree_pss()` in a thread; `peak` and `baseline` (the first sample) in bytes."""
+class PeakSampler(TreeSampler):
+    """`peak` of `tree_pss()` over the samples and `baseline` (the reading at creation), in bytes."""
 
     def __init__(self, interval: float = 0.5):
-        self.interval, self.peak, self.samples = interval, 0, 0
-        self._stop = threading.Event()
+        super().__init__(interval)
+        self.peak, self.samples = 0, 0
         self.baseline = tree_pss()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, tree_pss())
-            self.samples += 1
-            self._stop.wait(self.interval)
-
-    def __enter__(self) -> PeakSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
+    def sample(self) -> None:
+        self.peak = max(self.peak, tree_pss())
+        self.samples += 1
 
 
 def enhance_once(tar: Path, out: Path, enhancer: str) -> dict:

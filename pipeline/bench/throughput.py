@@ -23,7 +23,6 @@ import io
 import os
 import tarfile
 import tempfile
-import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -33,7 +32,7 @@ import psutil
 import torch
 
 from pipeline import raycluster
-from pipeline.bench.common import enhancer_of
+from pipeline.bench.common import TreeSampler, enhancer_of, process_tree
 from pipeline.degrade import DEGRADE
 from pipeline.enhance.enhance import build_enhancer, enhance_image
 from pipeline.io.codecs import decode, encode
@@ -148,42 +147,30 @@ def cpu_role(cmdline: str, is_driver: bool) -> str:
     return "ray services"
 
 
-class CpuSampler:
+class CpuSampler(TreeSampler):
     """CPU seconds (user + system) of this process and its descendants (a local Ray's
     processes) between enter and exit, by `cpu_role`. Sampled every `interval` seconds, so a
     process that exits loses at most its last interval."""
 
     def __init__(self, interval: float = 0.5):
-        self.interval = interval
+        super().__init__(interval)
         self._start: dict[int, float] = {}
         self._last: dict[int, tuple[str, float]] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
 
-    def _sample(self) -> None:
-        me = psutil.Process()
-        for proc in [me, *me.children(recursive=True)]:
+    def sample(self) -> None:
+        me = os.getpid()
+        for proc in process_tree():
             try:
                 times = proc.cpu_times()
                 cmdline = " ".join(proc.cmdline()) or proc.name()
             except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                 continue
-            self._last[proc.pid] = (cpu_role(cmdline, proc.pid == me.pid), times.user + times.system)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            self._sample()
+            self._last[proc.pid] = (cpu_role(cmdline, proc.pid == me), times.user + times.system)
 
     def __enter__(self) -> CpuSampler:
-        self._sample()
+        self.sample()
         self._start = {pid: cpu for pid, (_, cpu) in self._last.items()}
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self._sample()
+        return super().__enter__()
 
     def by_role(self) -> dict[str, float]:
         out: dict[str, float] = {}
