@@ -18,6 +18,7 @@ from pipeline.enhance.classical_deblock import Deblock
 from pipeline.enhance.classical_denoise import BM3D, Bilateral, NLMeans, SwitchingMedian
 from pipeline.enhance.classical_periodic import Notch
 from pipeline.enhance.classical_restore import Dehaze, LowLight
+from pipeline.labels import PASSTHROUGH
 
 
 class Lanczos(Enhancer):
@@ -43,10 +44,10 @@ class Lanczos(Enhancer):
 class Passthrough(Enhancer):
     """Returns the image unchanged: the route for clean images (and a no-op baseline)."""
 
-    name = "passthrough"
+    name = PASSTHROUGH
     consumes = ("clean",)
     scale = 1
-    model_ref = "classical:passthrough"
+    model_ref = f"classical:{PASSTHROUGH}"
 
     def enhance(self, image: np.ndarray, hints: Mapping[str, float]) -> np.ndarray:
         return image.copy()
@@ -62,5 +63,5 @@ CLASSICAL: dict[str, type[Enhancer]] = {
     "lowlight": LowLight,
     "deblock": Deblock,
     "lanczos": Lanczos,
-    "passthrough": Passthrough,
+    PASSTHROUGH: Passthrough,
 }
