@@ -166,3 +166,23 @@ def test_bench_confusion_accuracy_and_calibration():
     tuned = bench.calibrate(rows, rounds=1)
     assert set(tuned) == set(detector.RULES)
     assert bench._objective(rows, tuned) >= bench._objective(rows, detector.RULES)
+
+
+def test_percentiles_match_numpy():
+    values = np.random.default_rng(3).random((37, 53), dtype=np.float32)
+    qs = [0, 1, 5, 10, 50, 95, 99, 100]
+    assert np.allclose(detector.percentiles(values, qs), np.percentile(values, qs), rtol=0, atol=1e-7)
+
+
+def test_integer_morphology_matches_float_morphology():
+    """Top-hats and line openings run on 16-bit integers for speed: they must agree with
+    the float computation up to the 16-bit rounding."""
+    y = _noisy(_gray(), 10)[:, :, 0]
+    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9))
+    _, bright, dark = detector.tophats(y[:, :, None])
+    ref_bright = cv2.morphologyEx(y, cv2.MORPH_TOPHAT, disk, borderType=cv2.BORDER_REPLICATE)
+    ref_dark = cv2.morphologyEx(y, cv2.MORPH_BLACKHAT, disk, borderType=cv2.BORDER_REPLICATE)
+    assert np.abs(bright - ref_bright).max() < 2e-5 and np.abs(dark - ref_dark).max() < 2e-5
+    line = detector._LINES[3]  # 45 degrees: not separable
+    opened = detector._open(detector._to_u16(bright), line).astype(np.float32) / 65535
+    assert np.abs(opened - detector._open(ref_bright, line)).max() < 2e-5
