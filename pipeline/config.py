@@ -48,9 +48,13 @@ class ReadConf(Strict):
 
 
 class ClassifyConf(Strict):
-    detector: str = "heuristic"
     max_side: int = Field(512, gt=16)
     """The detector measures full-resolution crops of at most this side."""
+    degradation_model: str | None = None
+    """Model reference of the learned degradation decision (a `stats_mlp` on the detector's
+    statistics); null: the detector's hand-set rules decide. Pinned on the driver."""
+    degradation_fallback: str | None = None
+    """Used when the registry cannot answer `degradation_model`'s alias (no tracking store)."""
     domain_model: str | None = None
     """Model reference of the whole-image domain classifier (`bundled:`, `models:/`, path);
     null: domain 'unknown'. Aliases are pinned on the driver, as for enhancers."""
@@ -64,7 +68,7 @@ class ClassifyConf(Strict):
     batch_size: int = Field(8, gt=0)
     num_cpus: float = Field(0.25, gt=0)
     max_actors: int = Field(2, ge=1)
-    """Classify actors (each holds the domain model) when a domain model is set."""
+    """Classify actors (each holds the models) when a domain or degradation model is set."""
 
 
 class EnhancerConf(Strict):

@@ -205,16 +205,23 @@ def test_classifier_suite_scores_the_classify_stage_per_class(tmp_path, monkeypa
                                   "satellite": {"clean": ["Fields[:1]"], "val": ["Fields"]}}},
              "train": {"epochs": 1, "batch_size": 2}}
     (tmp_path / "t.yaml").write_text(yaml.safe_dump(train))
-    model = _saved(tmp_path, bias_to="satellite")
+    from tests.test_degradation_model import _saved as _saved_degradation
+
+    model, learned = _saved(tmp_path, bias_to="satellite"), _saved_degradation(tmp_path, "clean")
     conf = {"output": str(tmp_path / "bench"), "suites": {"classifier": {
-        "train_config": str(tmp_path / "t.yaml"), "models": [model], "degraded": 2, "side": 64}}}
+        "train_config": str(tmp_path / "t.yaml"), "models": [model, learned], "degraded": 2, "side": 64}}}
     (tmp_path / "b.yaml").write_text(yaml.safe_dump(conf))
     assert benchmark.main(_args("classifier", tmp_path / "b.yaml", tmp_path / "B.md")) == 0
-    table = pq.read_table(tmp_path / "bench" / "classifier.parquet").to_pandas()
+    everything = pq.read_table(tmp_path / "bench" / "classifier.parquet").to_pandas()
+    table, said = everything[everything.model == model], everything[everything.model == learned]
     assert len(table) == 4 * 3 and (table.degradation == "clean").sum() == 4
     assert set(table.predicted_domain) == {"satellite"} and set(table.predicted_degradation) <= set(DEGRADATIONS)
+    # The learned decision that always says clean: right on the 4 clean examples only, on the same examples.
+    assert len(said) == 12 and set(said.predicted_degradation) == {"clean"} and said.degradation_correct.sum() == 4
+    assert list(said.detector_degradation) == list(table.detector_degradation)
     report = (tmp_path / "B.md").read_text()
     assert "accuracy 0.500 on 12 examples (4 held-out pictures)" in report
     assert "| satellite | 1.000 | 0.500 | 6 |" in report and "| traffic | 0.000 | 0.000 | 6 |" in report
     assert "**Degradation, statistics detector**" in report
     assert "| 0.99 | 1.000 | 0.500 |" in report  # the biased model is sure of everything
+    assert f"**Degradation, learned decision `{learned}`**" in report and "accuracy 0.333 on 12 examples" in report

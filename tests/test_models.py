@@ -39,6 +39,7 @@ SMALL: dict[str, dict] = {
     "inpaint": dict(features=8),
     "resnet_multitask": dict(width=8),
     "resnet_single": dict(width=8),
+    "stats_mlp": dict(hidden=8),
 }
 # Input size per entry: odd sizes wherever the model pads internally.
 SIZES = {"dense_ae": (28, 28), "srgan_d": (32, 32), "resnet_multitask": (32, 32),
@@ -324,3 +325,16 @@ def test_conv_autoencoder_learns_sparse_strokes_instead_of_going_black():
     assert out.min() >= 0 and out.max() <= 1  # clamped in eval mode
     black = F.mse_loss(torch.zeros_like(clean), clean)  # where the sigmoid version ended
     assert out.mean() > 0.5 * clean.mean() and F.mse_loss(out, clean) < 0.25 * black
+
+
+def test_stats_classifier_takes_the_detector_statistics():
+    from pipeline.enhance.detector import STATS
+
+    model = _small("stats_mlp")
+    stats = torch.rand(5, len(STATS)) * 10
+    assert model(stats).shape == (5, len(DEGRADATIONS))
+    turned = stats.clone()
+    turned[:, STATS.index("streak_angle")] += 180.0  # a streak direction, not an arrow
+    torch.testing.assert_close(model.features(turned), model.features(stats), atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match=f"\\(N, {len(STATS)}\\)"):
+        model(torch.rand(5, len(STATS) - 1))

@@ -143,6 +143,10 @@ def test_sources_refuse_an_image_in_two_domains_or_splits(tmp_path, monkeypatch)
     (["data.domains={traffic: {clean: [a], val: [b]}, city: {clean: [c], val: [d]}}"], "at least two of"),
     (["data.domains={traffic: {clean: [a], val: [CBSD68]}, other: {clean: [c], val: [d]}}"], "test set CBSD68"),
     (["data.channels=1"], "channels"),
+    (["data.steps=[]"], "at least one degradation step"),
+    (["data.view=stats"], "data.view stats"),
+    (["model.name=stats_mlp", "model.params={}", "data.target=degradation"], "data.view stats"),
+    (["model.name=stats_mlp", "model.params={}", "data.target=domain", "data.view=stats"], "statistics do not tell"),
 ])
 def test_bad_classifier_configs_fail_with_the_reason(overrides, message):
     with pytest.raises(ConfigError, match=message):
@@ -257,3 +261,24 @@ def test_whole_view_is_the_thumbnail_the_enhance_job_classifies():
     for i in range(30):  # every degradation runs at the work size and comes out as the thumbnail
         s = cd.make_sample(images, crop=32, steps=ONE_PER_LABEL, p_clean=0.0, seed=2, index=i, view="whole")
         assert s["input"].shape == (3, 32, 32) and DEGRADATIONS[s["degradation"]] != "clean"
+
+
+def test_stats_view_is_what_the_classify_stage_measures():
+    from pipeline.enhance.detector import STATS, measure, stats_vector
+    from pipeline.imageops import to_float
+
+    picture = (np.random.default_rng(0).random((900, 1300, 3)) * 60 + 100).astype(np.uint8)
+    images = {"traffic": [[picture]], "satellite": [[picture[:, :, :1]]]}
+    clean = cd.make_sample(images, crop=32, steps=[], p_clean=1.0, seed=0, index=0, augment=False, view="stats")
+    assert clean["input"].shape == (len(STATS),) and clean["input"].dtype == np.float32
+    assert DEGRADATIONS[clean["degradation"]] == "clean"
+    window = picture[: cd.STATS_SIDE, : cd.STATS_SIDE] if DOMAINS[clean["domain"]] == "traffic" else picture[: cd.STATS_SIDE, : cd.STATS_SIDE, :1]
+    np.testing.assert_allclose(clean["input"], stats_vector(measure(to_float(window))), rtol=1e-6)
+    labels = set()
+    for i in range(24):  # degraded: one of the 11 labels, made by its recipe; windows stay at native resolution
+        s = cd.make_sample(images, crop=32, steps=[], p_clean=0.0, seed=3, index=i, view="stats")
+        labels.add(DEGRADATIONS[s["degradation"]])
+        assert s["applied"] and s["applied"][0]["label"] == DEGRADATIONS[s["degradation"]]
+    assert "clean" not in labels and len(labels) >= 6
+    config = load_train_config("degradation_classifier")
+    assert config.model.name == "stats_mlp" and config.model.params == {"hidden": 64}  # no resnet params inherited

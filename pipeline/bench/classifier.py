@@ -21,7 +21,7 @@ import pyarrow as pa
 from pipeline.bench.common import accuracy, label_tables, load_image
 from pipeline.degrade import pairs
 from pipeline.degrade.recipe import make_labelled
-from pipeline.enhance.classify import DomainModel
+from pipeline.enhance.classify import DegradationModel, DomainModel
 from pipeline.enhance.detector import detect
 from pipeline.imageops import split_alpha, to_float
 from pipeline.labels import DEGRADATIONS, DOMAINS
@@ -60,26 +60,48 @@ def examples(pictures: dict[str, list[str]], degraded: int, seed: int, limit: in
                 yield path, domain, label, to_float(image)
 
 
+def load_model(ref: str, side: int) -> DomainModel | DegradationModel:
+    """A domain model (whole picture -> domain) or a learned degradation decision (the
+    detector's statistics -> label), by the architecture its weights name."""
+    from pipeline.enhance.learned import resolve
+    from pipeline.models.weights import read_meta
+
+    path, _ = resolve(ref)
+    if read_meta(path)["name"] == "stats_mlp":
+        return DegradationModel(ref, threads=2)
+    return DomainModel(ref, side, threads=2)
+
+
 def run(conf: dict, seed: int) -> list[dict]:
-    """Suite entry: conf names `train_config` (whose held-out split is used), `models`
-    (domain model references), `degraded` draws per picture and an optional `limit` per domain."""
+    """Suite entry: conf names `train_config` (whose held-out split is used), `models` (domain
+    models and learned degradation decisions), `degraded` draws per picture and an optional
+    `limit` per domain. A domain model's rows carry the detector's label as `predicted_degradation`;
+    a degradation model's rows carry its own (and the detector's as `detector_degradation`)."""
     pictures = held_out(conf["train_config"])
-    models = {ref: DomainModel(ref, int(conf.get("side", 128)), threads=2) for ref in conf["models"]}
+    models = [load_model(ref, int(conf.get("side", 128))) for ref in conf["models"]]
     rows = []
     for path, domain, label, image in examples(pictures, int(conf.get("degraded", 2)), seed, conf.get("limit")):
         started = time.perf_counter()
         detection = detect(image)
         detect_ms = (time.perf_counter() - started) * 1e3
-        for model in models.values():
+        common = {"image": "/".join(path.split("/")[-2:]), "domain": domain, "degradation": label,
+                  "detector_degradation": detection.degradation, "height": image.shape[0], "width": image.shape[1],
+                  "detect_ms": detect_ms}
+        for model in models:
             started = time.perf_counter()
+            if isinstance(model, DegradationModel):
+                scores = model.predict(detection.stats)
+                said = max(scores, key=scores.get)
+                rows.append({"model": model.ref, **common, "predicted_degradation": said,
+                             "degradation_score": scores[said], "degradation_correct": float(said == label),
+                             "degradation_ms": (time.perf_counter() - started) * 1e3})
+                continue
             predicted, score = model.predict(image)
-            rows.append({"model": model.ref, "image": "/".join(path.split("/")[-2:]), "domain": domain,
-                         "predicted_domain": predicted, "domain_score": score,
-                         "domain_correct": float(predicted == domain), "degradation": label,
-                         "predicted_degradation": detection.degradation, "height": image.shape[0],
-                         "width": image.shape[1], "domain_ms": (time.perf_counter() - started) * 1e3,
-                         "detect_ms": detect_ms})
-    return rows
+            rows.append({"model": model.ref, **common, "predicted_domain": predicted, "domain_score": score,
+                         "domain_correct": float(predicted == domain), "predicted_degradation": detection.degradation,
+                         "domain_ms": (time.perf_counter() - started) * 1e3})
+    keys = {k: None for row in rows for k in row}  # one schema: Arrow takes the first row's keys
+    return [{**keys, **row} for row in rows]
 
 
 def summarize(table: pa.Table) -> str:
@@ -87,6 +109,9 @@ def summarize(table: pa.Table) -> str:
     lines = []
     for model in dict.fromkeys(r["model"] for r in rows):
         mine = [r for r in rows if r["model"] == model]
+        if mine[0].get("predicted_domain") is None:
+            lines += _learned_degradation(model, mine)
+            continue
         clean = [r for r in mine if r["degradation"] == "clean"]
         true, said = [r["domain"] for r in mine], [r["predicted_domain"] for r in mine]
         pictures = len({r["image"] for r in mine})
@@ -103,8 +128,24 @@ def summarize(table: pa.Table) -> str:
                          f"{accuracy([r['domain'] for r in named], [r['predicted_domain'] for r in named]):.3f} |")
         lines.append("")
     first = [r for r in rows if r["model"] == rows[0]["model"]] if rows else []
-    true, said = [r["degradation"] for r in first], [r["predicted_degradation"] for r in first]
+    true, said = [r["degradation"] for r in first], [r["detector_degradation"] for r in first]
     lines += [f"**Degradation, statistics detector** (the classify stage's): accuracy {accuracy(true, said):.3f} "
               f"on the same {len(first)} examples. Median {np.median([r['detect_ms'] for r in first]) if first else 0:.1f} ms per picture.", ""]
     lines += label_tables(true, said, DEGRADATIONS)
     return "\n".join(lines)
+
+
+def _learned_degradation(model: str, rows: list[dict]) -> list[str]:
+    true, said = [r["degradation"] for r in rows], [r["predicted_degradation"] for r in rows]
+    rules = accuracy(true, [r["detector_degradation"] for r in rows])
+    lines = [f"**Degradation, learned decision `{model}`** (on the detector's statistics): accuracy "
+             f"{accuracy(true, said):.3f} on {len(rows)} examples (the detector's rules: {rules:.3f} on the same). "
+             f"Median {np.median([r['degradation_ms'] for r in rows]):.2f} ms per picture after the detector.", ""]
+    lines += label_tables(true, said, DEGRADATIONS) + [""]
+    lines += ["Leaving pictures alone below a probability (a route's `min_score`; below it the picture "
+              "passes through):", "", "| min score | coverage | accuracy of the named |", "|---|---|---|"]
+    for threshold in THRESHOLDS:
+        named = [r for r in rows if r["degradation_score"] >= threshold]
+        lines.append(f"| {threshold:g} | {len(named) / len(rows):.3f} | "
+                     f"{accuracy([r['degradation'] for r in named], [r['predicted_degradation'] for r in named]):.3f} |")
+    return lines + [""]

@@ -1,7 +1,10 @@
 """Classify stage: domain and degradation of every image, with scores and measurements.
 
-The statistics-based detector (`pipeline.enhance.detector`) decides the degradation; its
-measurements travel on as `detector_stats`, the enhancers' hints. The domain comes from the
+The statistics-based detector (`pipeline.enhance.detector`) measures every image; its
+measurements travel on as `detector_stats`, the enhancers' hints. The degradation is decided
+on them by the learned decision (`classify.degradation_model`, a `stats_mlp` trained by
+conf/train/degradation_classifier.yaml: `degradation_score` and `detector_scores` are then its
+probabilities) or, without one, by the detector's hand-set rules (their scores). The domain comes from the
 learned whole-image classifier (`classify.domain_model`, trained by
 conf/train/domain_classifier.yaml) on a small squeezed copy of the picture
 (`imageops.thumbnail`), never the full image. Below `classify.domain_min_score` (its
@@ -16,13 +19,14 @@ import json
 import numpy as np
 import pyarrow as pa
 
-from pipeline.enhance.detector import detect
+from pipeline.enhance.detector import STATS, detect, stats_vector
 from pipeline.enhance.rows import map_rows, pixels_of
 from pipeline.imageops import split_alpha, thumbnail, to_float
-from pipeline.labels import DOMAINS, UNKNOWN_DOMAIN
+from pipeline.labels import DEGRADATIONS, DOMAINS, UNKNOWN_DOMAIN
 
 
-def classify_batch(table: pa.Table, max_side: int, domains: "DomainModel | None" = None) -> pa.Table:
+def classify_batch(table: pa.Table, max_side: int, domains: "DomainModel | None" = None,
+                   degradations: "DegradationModel | None" = None) -> pa.Table:
     def one(row: dict) -> None:
         colour, _ = split_alpha(pixels_of(row))
         image = to_float(colour)
@@ -30,12 +34,17 @@ def classify_batch(table: pa.Table, max_side: int, domains: "DomainModel | None"
         domain, score = domains.predict(image) if domains else (UNKNOWN_DOMAIN, None)
         if score is not None and score < domains.min_score:
             domain = UNKNOWN_DOMAIN
+        if degradations:
+            scores = degradations.predict(detection.stats)
+            label = max(scores, key=scores.get)
+        else:
+            scores, label = detection.scores, detection.degradation
         row.update(
             domain=domain,
             domain_score=score,
-            degradation=detection.degradation,
-            degradation_score=float(detection.score),
-            detector_scores=json.dumps({k: round(float(v), 4) for k, v in detection.scores.items()}),
+            degradation=label,
+            degradation_score=float(scores[label]),
+            detector_scores=json.dumps({k: round(float(v), 4) for k, v in scores.items()}),
             detector_stats=json.dumps({k: float(v) for k, v in detection.stats.items()}),
         )
 
@@ -74,14 +83,45 @@ class DomainModel:
         return DOMAINS[best], round(float(p[best]), 4)
 
 
+class DegradationModel:
+    """The learned degradation decision (a `stats_mlp` of the zoo): the detector's statistics
+    -> a probability for every label of pipeline.labels.DEGRADATIONS."""
+
+    def __init__(self, ref: str, threads: int = 1, tracking_uri: str | None = None) -> None:
+        import torch
+
+        from pipeline.enhance.learned import resolve
+        from pipeline.models.weights import load_weights
+
+        torch.set_num_threads(max(1, threads))
+        path, self.ref = resolve(ref, tracking_uri)
+        self.net = load_weights(path).eval()
+        try:
+            classes = self.net(torch.zeros(1, len(STATS))).shape[-1]
+        except (RuntimeError, ValueError) as exc:
+            raise ValueError(f"{ref}: not a model of the detector's {len(STATS)} statistics (a stats_mlp): {exc}") from None
+        if classes != len(DEGRADATIONS):
+            raise ValueError(f"{ref}: a degradation model has {len(DEGRADATIONS)} outputs, this one {classes}")
+
+    def predict(self, stats: dict[str, float]) -> dict[str, float]:
+        import torch
+
+        with torch.inference_mode():
+            p = torch.softmax(self.net(torch.from_numpy(stats_vector(stats))[None]), dim=1)[0]
+        return {label: float(p[i]) for i, label in enumerate(DEGRADATIONS)}
+
+
 class Classify:
-    """The classify stage as a Ray Data actor: loads the domain model once per actor."""
+    """The classify stage with its models (the domain model, the learned degradation decision),
+    loaded once: a Ray Data actor in the run, a plain object in `flow.preview`."""
 
     def __init__(self, max_side: int, domain_model: str | None = None, side: int = 128, threads: int = 1,
-                 min_score: float = 0.0, tracking_uri: str | None = None) -> None:
+                 min_score: float = 0.0, tracking_uri: str | None = None,
+                 degradation_model: str | None = None) -> None:
         self.max_side = max_side
         self.domains = (DomainModel(domain_model, side, threads, tracking_uri, min_score=min_score)
                         if domain_model else None)
+        self.degradations = DegradationModel(degradation_model, threads, tracking_uri) if degradation_model else None
 
     def __call__(self, table: pa.Table) -> pa.Table:
-        return classify_batch(table, self.max_side, self.domains)
+        return classify_batch(table, self.max_side, self.domains, self.degradations)

@@ -400,6 +400,19 @@ def _open(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     return cv2.morphologyEx(x, cv2.MORPH_OPEN, kernel, borderType=cv2.BORDER_REPLICATE)
 
 
+# The statistics `measure` returns, in its order: the input of a learned decision
+# (pipeline.models.classifier.StatsClassifier) is this vector.
+STATS = ("noise_sigma", "noise_sigma_all", "mean_luma", "luma_p1", "luma_p5", "luma_p50", "luma_p95", "luma_p99",
+         "contrast", "dark_channel", "dark_channel_p10", "saturation", "impulse_fraction", "impulse_raw",
+         "impulse_free_sigma", "impulse_ratio", "blockiness", "periodic_peak", "banding", "hf_energy", "lap_grad",
+         "streak_energy", "streak_aniso", "streak_angle", "blob_density", "scratch_length", "hole_fraction")
+
+
+def stats_vector(stats: dict[str, float]) -> np.ndarray:
+    """The statistics as float32 in `STATS` order."""
+    return np.array([stats[name] for name in STATS], dtype=np.float32)
+
+
 def measure(image: np.ndarray, max_side: int = 512) -> dict[str, float]:
     """Every statistic of one float (H, W, C) image, keyed by name (JSON-serialisable floats).
 

@@ -20,8 +20,8 @@ from ray.data import ActorPoolStrategy, Dataset
 
 from pipeline import report as html_report
 from pipeline.audit import audit
-from pipeline.config import EnhanceConfig, RoutesConf
-from pipeline.enhance.classify import Classify, DomainModel, classify_batch
+from pipeline.config import ClassifyConf, EnhanceConfig, RoutesConf
+from pipeline.enhance.classify import Classify, DegradationModel, DomainModel, classify_batch
 from pipeline.enhance.learned import pin_reference
 from pipeline.enhance.decode import decode_batch
 from pipeline.enhance.enhance import ENHANCERS, EnhanceActor, build_enhancer, resolved_params
@@ -86,32 +86,39 @@ def pinned_params(config: EnhanceConfig, routes: RoutesConf) -> dict[str, dict]:
 
 
 def pin_classify(config: EnhanceConfig) -> EnhanceConfig:
-    """The config with the domain model's alias pinned to a version (or its fallback), so
-    every classify actor of the run loads the same weights. Cheap for a reference that is
+    """The config with the classify models' aliases pinned to versions (or their fallbacks),
+    so every classify actor of the run loads the same weights. Cheap for references that are
     already pinned (no weights are loaded here; `check` loads them once)."""
-    conf = config.classify
-    if not conf.domain_model:
-        return config
-    try:
-        ref = pin_reference(conf.domain_model, fallback=conf.domain_fallback)
-    except (KeyError, ValueError, FileNotFoundError, OSError) as exc:
-        raise ValueError(f"classify.domain_model {conf.domain_model!r}: {exc}") from None
-    pinned = conf.model_copy(update={"domain_model": ref, "domain_fallback": None})
-    return config.model_copy(update={"classify": pinned})
+    conf, update = config.classify, {}
+    for key in ("domain_model", "degradation_model"):
+        fallback = key.replace("model", "fallback")
+        if not getattr(conf, key):
+            continue
+        try:
+            update[key] = pin_reference(getattr(conf, key), fallback=getattr(conf, fallback))
+        except (KeyError, ValueError, FileNotFoundError, OSError) as exc:
+            raise ValueError(f"classify.{key} {getattr(conf, key)!r}: {exc}") from None
+        update[fallback] = None
+    return config.model_copy(update={"classify": conf.model_copy(update=update)}) if update else config
+
+
+def classify_kwargs(conf: ClassifyConf) -> dict:
+    """`Classify`'s constructor arguments for a (pinned) classify config."""
+    kwargs = {"max_side": conf.max_side, "domain_model": conf.domain_model, "side": conf.domain_side,
+              "min_score": conf.domain_min_score, "degradation_model": conf.degradation_model}
+    if any(ref and ref.startswith("models:/") for ref in (conf.domain_model, conf.degradation_model)):
+        from pipeline.tracking import tracking_uri
+
+        kwargs["tracking_uri"] = tracking_uri()  # actors do not share the driver's env or cwd
+    return kwargs
 
 
 def _classify_stage(ds: Dataset, config: EnhanceConfig) -> Dataset:
     conf = config.classify
     task = {"batch_format": "pyarrow", "num_cpus": conf.num_cpus, "batch_size": conf.batch_size}
-    if not conf.domain_model:
+    if not (conf.domain_model or conf.degradation_model):
         return ds.map_batches(classify_batch, fn_kwargs={"max_side": conf.max_side}, **task)
-    kwargs = {"max_side": conf.max_side, "domain_model": conf.domain_model, "side": conf.domain_side,
-              "min_score": conf.domain_min_score}
-    if conf.domain_model.startswith("models:/"):
-        from pipeline.tracking import tracking_uri
-
-        kwargs["tracking_uri"] = tracking_uri()  # actors do not share the driver's env or cwd
-    return ds.map_batches(Classify, fn_constructor_kwargs=kwargs,
+    return ds.map_batches(Classify, fn_constructor_kwargs=classify_kwargs(conf),
                           compute=ActorPoolStrategy(min_size=1, max_size=conf.max_actors), **task)
 
 
@@ -121,7 +128,7 @@ def min_cpus(config: EnhanceConfig, routes: RoutesConf) -> float:
     must still fit beside them. Below this the job waits forever (STACK-NOTES: deadlock trap)."""
     pools = [config.enhancer(name) for name in enhancers_in(routes) if name != PASSTHROUGH]
     held = sum(conf.min_actors * conf.num_cpus for conf in pools)
-    if config.classify.domain_model:
+    if config.classify.domain_model or config.classify.degradation_model:
         held += config.classify.num_cpus
     return held + max(config.read.num_cpus, config.classify.num_cpus, config.output.num_cpus)
 
@@ -147,6 +154,11 @@ def check(config: EnhanceConfig, routes: RoutesConf) -> dict[str, dict]:
             DomainModel(classify.domain_model, classify.domain_side)
         except (KeyError, ValueError, FileNotFoundError, OSError) as exc:
             raise ValueError(f"classify.domain_model {classify.domain_model!r}: {exc}") from None
+    if classify.degradation_model:
+        try:
+            DegradationModel(classify.degradation_model)
+        except (KeyError, ValueError, FileNotFoundError, OSError) as exc:
+            raise ValueError(f"classify.degradation_model {classify.degradation_model!r}: {exc}") from None
     for name, conf in config.enhancers.items():
         if (conf.kind or name) not in ENHANCERS:
             raise ValueError(f"enhancers.{name} in the config: unknown enhancer; known: {sorted(ENHANCERS)}")
@@ -212,9 +224,7 @@ def preview(run_plan: RunPlan, config: EnhanceConfig, routes: RoutesConf, sample
         if len(rows) >= sample:
             break
     table = decode_batch(to_table(rows), config.limits.max_pixels)
-    conf = config.classify
-    domains = DomainModel(conf.domain_model, conf.domain_side, min_score=conf.domain_min_score) if conf.domain_model else None
-    table = route_batch(classify_batch(table, conf.max_side, domains), routes)
+    table = route_batch(Classify(**classify_kwargs(pin_classify(config).classify))(table), routes)
     columns = ["key", "status", "error", "domain", "degradation", "degradation_score", "enhancer", "route_reason"]
     return table.select(columns).to_pylist()
 

@@ -20,7 +20,7 @@ from torch import nn
 
 from pipeline.labels import DEGRADATIONS
 from pipeline.models.autoencoder import ConvAutoencoder, DenseAutoencoder
-from pipeline.models.classifier import MultiTaskClassifier, SingleTaskClassifier
+from pipeline.models.classifier import MultiTaskClassifier, SingleTaskClassifier, StatsClassifier
 from pipeline.models.denoise import NLRN, DnCNN, FFDNet, OpponentFFDNet
 from pipeline.models.inpaint import InpaintNet
 from pipeline.models.lowlight import LowLightCNN, MIRNetLite
@@ -85,6 +85,8 @@ MODELS: dict[str, ModelSpec] = {
     "inpaint": ModelSpec("inpaint", InpaintNet, ("damage",), 1, "inpaint", needs_mask=True),
     "resnet_multitask": ModelSpec("resnet_multitask", MultiTaskClassifier, (), 1, "classifier"),
     "resnet_single": ModelSpec("resnet_single", SingleTaskClassifier, (), 1, "classifier"),
+    # Takes the statistics detector's measurements (N, len(detector.STATS)), not pixels.
+    "stats_mlp": ModelSpec("stats_mlp", StatsClassifier, (), 1, "classifier"),
 }
 
 

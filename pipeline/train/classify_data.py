@@ -9,13 +9,18 @@ drawn uniformly among those the steps produce, then one of that label's steps wi
 `pairs.degrade`. The label is what was applied: `LABEL_OF[kind]`, or `clean` when the step
 was skipped by its `p`.
 
-Two views (`DataConf.view`):
+Three views (`DataConf.view`):
 - `crop`: crops at the image's native resolution (small images are upscaled to the crop side
   first, never larger ones downscaled): downscaling would erase the noise, JPEG blocks and
   blur the degradation head must see.
 - `whole`: the whole picture as the enhance job's classify stage sees it, for a domain head.
   A random window of 70-100 % of each side (all of it without `augment`), area-reduced to at
   most WORK_SIDE px, degraded there, then squeezed to crop x crop (`imageops.thumbnail`).
+- `stats`: what the classify stage's statistics detector measures, for a learned decision on
+  its statistics (`stats_mlp`): a random window of 70-100 % of each side, at most STATS_SIDE px
+  of it at native resolution (noise and blocks survive), clean or degraded by a label's
+  recipe from conf/degrade/single.yaml (`recipe.make_labelled`, what the benchmarks test
+  with), then `detector.measure` -> the (len(detector.STATS),) float32 input.
 Degradations run on the image's own channels (a gray X-ray gets gray noise) before the
 sample becomes RGB float32 CHW in [0, 1].
 """
@@ -29,7 +34,7 @@ import cv2
 import numpy as np
 
 from pipeline.degrade import LABEL_OF, pairs
-from pipeline.imageops import thumbnail
+from pipeline.imageops import thumbnail, to_float
 from pipeline.labels import DEGRADATIONS, DOMAINS
 from pipeline.train.config import DataConf
 from pipeline.train.data import VAL_SEED_OFFSET, resolve
@@ -39,6 +44,8 @@ Images = dict[str, list[list[np.ndarray]]]
 
 WORK_SIDE = 384
 """`whole` view: the long side degradations run at (bounds their cost on 4000 px scenes)."""
+STATS_SIDE = 768
+"""`stats` view: the largest window side (native resolution): bounds the cost per sample."""
 
 
 def sources(data: DataConf) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
@@ -128,14 +135,44 @@ def whole(image: np.ndarray, rng: np.random.Generator, augment: bool = True) -> 
     return np.ascontiguousarray(image)
 
 
+def stats_sample(picture: np.ndarray, rng: np.random.Generator, p_clean: float,
+                 augment: bool = True) -> tuple[np.ndarray, str, list[dict[str, Any]]]:
+    """The `stats` view: (statistics vector, label, applied steps)."""
+    from pipeline.degrade.recipe import make_labelled
+    from pipeline.enhance.detector import measure, stats_vector
+
+    image = picture
+    if augment:
+        h, w = image.shape[:2]
+        ch, cw = (max(1, round(n * f)) for n, f in zip((h, w), rng.uniform(0.7, 1.0, 2)))
+        ch, cw = min(ch, STATS_SIDE), min(cw, STATS_SIDE)
+        y, x = int(rng.integers(h - ch + 1)), int(rng.integers(w - cw + 1))
+        image = image[y : y + ch, x : x + cw]
+        image = image[:, ::-1] if rng.random() < 0.5 else image
+    else:
+        image = image[:STATS_SIDE, :STATS_SIDE]
+    image = to_float(np.ascontiguousarray(image))
+    label, applied = "clean", []
+    if rng.random() >= p_clean:
+        label = DEGRADATIONS[1 + int(rng.integers(len(DEGRADATIONS) - 1))]
+        image, applied = make_labelled(image, label, int(rng.integers(2**31)))
+        image = to_float(image)
+    return stats_vector(measure(image)), label, applied
+
+
 def make_sample(images: Images, *, crop: int, steps: Sequence[Mapping[str, Any]], p_clean: float,
                 seed: int, index: int, augment: bool = True, view: str = "crop") -> dict[str, Any]:
-    """Sample `index`: input (3, crop, crop) float32 in [0, 1], domain and degradation (int64
+    """Sample `index`: input (3, crop, crop) float32 in [0, 1] (the `stats` view: the detector's
+    statistics vector), domain and degradation (int64
     indices into pipeline.labels DOMAINS / DEGRADATIONS) and the applied step (JSON-able)."""
     rng = np.random.default_rng([seed, index])
     domain = list(images)[int(rng.integers(len(images)))]
     folder = images[domain][int(rng.integers(len(images[domain])))]
     picture = folder[int(rng.integers(len(folder)))]
+    if view == "stats":
+        stats, label, applied = stats_sample(picture, rng, p_clean, augment)
+        return {"input": stats, "domain": np.int64(DOMAINS.index(domain)),
+                "degradation": np.int64(DEGRADATIONS.index(label)), "applied": applied}
     clean = window(picture, crop, rng, augment) if view == "crop" else whole(picture, rng, augment)
     image, applied = clean, []
     if rng.random() >= p_clean:

@@ -71,10 +71,12 @@ class DataConf(Strict):
     """Classifiers: share of crops left clean; the others get one step of `steps`."""
     target: Literal["domain", "degradation"] | None = None
     """Single-head classifiers (resnet_single): the label their head predicts."""
-    view: Literal["crop", "whole"] = "crop"
-    """Classifiers: native-resolution `crop`s (what a degradation head needs) or the `whole`
+    view: Literal["crop", "whole", "stats"] = "crop"
+    """Classifiers: native-resolution `crop`s (what a degradation head needs), the `whole`
     picture squeezed to crop x crop (what a domain head needs, and what the enhance job's
-    classify stage gives it); pipeline/train/classify_data.py."""
+    classify stage gives it) or the statistics detector's measurements of the picture
+    (`stats`: for `stats_mlp`, degraded by the single-degradation recipes instead of
+    `steps`); pipeline/train/classify_data.py."""
     channels: Literal[1, 3] = 1
     crop: int = Field(64, ge=8)
     """Side of the clean (target) crop."""
@@ -83,9 +85,10 @@ class DataConf(Strict):
     augment: bool = True
     """Random flips and 90-degree rotations of every crop; false where orientation carries
     meaning (digits, text)."""
-    steps: list[Step] = Field(min_length=1)
+    steps: list[Step] = Field(default_factory=list)
     """Degradation steps, the recipe step format (pipeline.degrade.recipe.Step): kind, p and
-    params, each param a value, [lo, hi], {choice: [...]} or {value: literal}."""
+    params, each param a value, [lo, hi], {choice: [...]} or {value: literal}. Required
+    except for the classifiers' `stats` view."""
     per_epoch: int = Field(gt=0)
     """Training pairs per epoch (pair index = epoch * per_epoch + i)."""
     val_count: int = Field(64, gt=0)
@@ -94,6 +97,12 @@ class DataConf(Strict):
     """Logical CPUs of the pair-making actor: fractional so it never starves the trainers."""
 
     _no_test_sets = field_validator("clean", "val")(refuse_test_sets)
+
+    @model_validator(mode="after")
+    def _steps_given(self) -> DataConf:
+        if not self.steps and self.view != "stats":
+            raise ValueError("data.steps: at least one degradation step is needed")
+        return self
 
     @field_validator("domains")
     @classmethod
@@ -231,10 +240,15 @@ class TrainJobConfig(Strict):
             raise ValueError(f"model {self.model.name} learns from data.domains (not clean/val/fallback)")
         if any(step.kind == "downscale" for step in data.steps):
             raise ValueError("classifier crops keep their size: use upscale_back, not downscale")
-        single = self.model.name == "resnet_single"
+        single = self.model.name in ("resnet_single", "stats_mlp")
         if single != (data.target is not None):
             raise ValueError("data.target (domain or degradation) is required by resnet_single and "
-                             "only by it")
+                             "stats_mlp, and only by them")
+        if (self.model.name == "stats_mlp") != (data.view == "stats"):
+            raise ValueError("data.view stats (the detector's statistics) is for stats_mlp, and stats_mlp "
+                             "needs it")
+        if data.view == "stats" and data.target != "degradation":
+            raise ValueError("stats_mlp learns data.target degradation (statistics do not tell domains)")
         if single:
             labels = DOMAINS if data.target == "domain" else DEGRADATIONS
             classes = self.model.params.get("classes", len(DEGRADATIONS))
@@ -254,10 +268,17 @@ def _merged(base: dict, over: dict) -> dict:
 
 def _load(path: Path) -> dict:
     """A config file; `base: <file>` (next to it) makes it that file's values plus its own, so
-    variants (the single-task classifiers) share every setting they do not change."""
+    variants (the single-task classifiers) share every setting they do not change. A variant
+    naming another model does not inherit the base's model params."""
     data = load_yaml(path)
     base = data.pop("base", None)
-    return _merged(_load(path.parent / base), data) if base else data
+    if not base:
+        return data
+    inherited = _load(path.parent / base)
+    name = data.get("model", {}).get("name")
+    if name and name != inherited.get("model", {}).get("name"):
+        inherited.pop("model", None)  # another architecture: the base's model params mean nothing to it
+    return _merged(inherited, data)
 
 
 def load_train_config(path: str | Path, overrides: list[str] = ()) -> TrainJobConfig:

@@ -1,0 +1,77 @@
+"""The learned degradation decision in the classify stage: the detector's statistics -> a label."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.config import load_enhance_config
+from pipeline.enhance import flow
+from pipeline.enhance.classify import DegradationModel, classify_batch
+from pipeline.enhance.decode import decode_batch
+from pipeline.io.schema import to_table
+from pipeline.labels import DEGRADATIONS
+from pipeline.models import build
+from pipeline.models.weights import save_weights
+from tests.conftest import png_bytes, small
+
+
+def _saved(tmp_path, bias_to: str) -> str:
+    """A small stats_mlp whose last layer always answers `bias_to`."""
+    torch.manual_seed(0)
+    model = build("stats_mlp", hidden=8)
+    head = model.net[-1]
+    with torch.no_grad():
+        head.weight.zero_()
+        head.bias.fill_(-4.0)
+        head.bias[DEGRADATIONS.index(bias_to)] = 4.0
+    path = tmp_path / f"degradation_{bias_to}.pt"
+    save_weights(model, path, name="stats_mlp", config={"hidden": 8})
+    return str(path)
+
+
+def _table():
+    rows = [{"key": f"{i}.png", "member": f"{i}.png", "source": "s", "data": png_bytes(small(name, 64)), "run_id": "r"}
+            for i, name in enumerate(("camera", "coffee"))]
+    return decode_batch(to_table(rows), 10**8)
+
+
+def test_the_learned_decision_names_the_degradation_and_its_probabilities(tmp_path):
+    table = _table()
+    rules = classify_batch(table, 512).to_pylist()
+    learned = classify_batch(table, 512, degradations=DegradationModel(_saved(tmp_path, "haze"))).to_pylist()
+    for r, l in zip(rules, learned):
+        scores = json.loads(l["detector_scores"])
+        assert l["degradation"] == "haze" and set(scores) == set(DEGRADATIONS)
+        assert abs(sum(scores.values()) - 1) < 1e-3 and l["degradation_score"] == pytest.approx(scores["haze"], abs=1e-4)
+        assert 0.99 < l["degradation_score"] < 1
+        assert l["detector_stats"] == r["detector_stats"]  # the enhancers' hints do not change
+
+
+def test_a_model_of_pixels_is_refused_as_a_degradation_model(tmp_path):
+    model = build("resnet_single", depth=18, width=4, classes=12)
+    path = tmp_path / "pixels.pt"
+    save_weights(model, path, name="resnet_single", config={"depth": 18, "width": 4, "classes": 12})
+    with pytest.raises(ValueError, match="not a model of the detector's"):
+        DegradationModel(str(path))
+
+
+def test_the_job_pins_checks_and_previews_with_the_degradation_model(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # nothing listens there
+    path = _saved(tmp_path, "jpeg")
+    config, routes = load_enhance_config(None, ["classify.degradation_model=models:/degradation-classifier@champion",
+                                                f"classify.degradation_fallback={path}"])
+    assert flow.pin_classify(config).classify.degradation_model == path
+    flow.check(config, routes)
+    plain = load_enhance_config(None, ["classify.domain_model=null"])[0]
+    learned = load_enhance_config(None, ["classify.domain_model=null", f"classify.degradation_model={path}"])[0]
+    assert flow.min_cpus(learned, routes) == pytest.approx(flow.min_cpus(plain, routes) + learned.classify.num_cpus)
+    config, routes = load_enhance_config(None, [f"classify.degradation_model={tmp_path / 'missing.pt'}"])
+    with pytest.raises(ValueError, match="classify.degradation_model"):
+        flow.check(config, routes)  # the job's driver-side check, before Ray starts
+
+
+def test_classify_config_refuses_the_old_detector_key():
+    with pytest.raises(Exception, match="detector"):
+        load_enhance_config(None, ["classify.detector=learned"])
