@@ -55,6 +55,10 @@ class ClassifyConf(Strict):
     statistics); null: the detector's hand-set rules decide. Pinned on the driver."""
     degradation_fallback: str | None = None
     """Used when the registry cannot answer `degradation_model`'s alias (no tracking store)."""
+    degradation_max_z: float = Field(10.0, gt=0)
+    """The rules decide instead for an image whose features lie further than this many
+    standard deviations of the model's training data from their mean in any feature: an MLP
+    does not extrapolate (the sample's fine-pitched interference read as noise of sigma 100)."""
     domain_model: str | None = None
     """Model reference of the whole-image domain classifier (`bundled:`, `models:/`, path);
     null: domain 'unknown'. Aliases are pinned on the driver, as for enhancers."""

@@ -18,11 +18,13 @@ from tests.conftest import png_bytes, small
 
 
 def _saved(tmp_path, bias_to: str) -> str:
-    """A small stats_mlp whose last layer always answers `bias_to`."""
+    """A small stats_mlp whose last layer always answers `bias_to`; its 'training data' spread
+    so wide (feature variance 1e6) that every real picture lies inside it."""
     torch.manual_seed(0)
     model = build("stats_mlp", hidden=8)
     head = model.net[-1]
     with torch.no_grad():
+        model.norm.running_var.fill_(1e6)
         head.weight.zero_()
         head.bias.fill_(-4.0)
         head.bias[DEGRADATIONS.index(bias_to)] = 4.0
@@ -64,7 +66,7 @@ def test_the_job_pins_checks_and_previews_with_the_degradation_model(tmp_path, m
                                                 f"classify.degradation_fallback={path}"])
     assert flow.pin_classify(config).classify.degradation_model == path
     flow.check(config, routes)
-    plain = load_enhance_config(None, ["classify.domain_model=null"])[0]
+    plain = load_enhance_config(None, ["classify.domain_model=null", "classify.degradation_model=null"])[0]
     learned = load_enhance_config(None, ["classify.domain_model=null", f"classify.degradation_model={path}"])[0]
     assert flow.min_cpus(learned, routes) == pytest.approx(flow.min_cpus(plain, routes) + learned.classify.num_cpus)
     config, routes = load_enhance_config(None, [f"classify.degradation_model={tmp_path / 'missing.pt'}"])
@@ -75,3 +77,19 @@ def test_the_job_pins_checks_and_previews_with_the_degradation_model(tmp_path, m
 def test_classify_config_refuses_the_old_detector_key():
     with pytest.raises(Exception, match="detector"):
         load_enhance_config(None, ["classify.detector=learned"])
+
+
+def test_pictures_outside_the_training_data_go_to_the_rules(tmp_path):
+    from pipeline.enhance.detector import detect
+
+    model = DegradationModel(_saved(tmp_path, "haze"), max_z=10.0)
+    image = small("camera", 64)[:, :, None].astype(np.float32) / 255
+    stats = detect(image).stats
+    assert model.predict(stats) is not None
+    far = {**stats, "noise_sigma": 1e9}  # 1e6 standard deviations out
+    assert model.predict(far) is None
+    table = _table()
+    rules = classify_batch(table, 512).to_pylist()
+    strict = classify_batch(table, 512, degradations=DegradationModel(_saved(tmp_path, "haze"), max_z=1e-6)).to_pylist()
+    assert [r["degradation"] for r in strict] == [r["degradation"] for r in rules]  # everything deferred
+    assert [r["detector_scores"] for r in strict] == [r["detector_scores"] for r in rules]

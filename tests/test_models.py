@@ -328,13 +328,13 @@ def test_conv_autoencoder_learns_sparse_strokes_instead_of_going_black():
 
 
 def test_stats_classifier_takes_the_detector_statistics():
-    from pipeline.enhance.detector import STATS
+    from pipeline.enhance.detector import FEATURES
 
     model = _small("stats_mlp")
-    stats = torch.rand(5, len(STATS)) * 10
+    stats = torch.rand(5, len(FEATURES)) * 10
     assert model(stats).shape == (5, len(DEGRADATIONS))
     turned = stats.clone()
-    turned[:, STATS.index("streak_angle")] += 180.0  # a streak direction, not an arrow
+    turned[:, FEATURES.index("streak_angle")] += 180.0  # a streak direction, not an arrow
     torch.testing.assert_close(model.features(turned), model.features(stats), atol=1e-5, rtol=0)
-    with pytest.raises(ValueError, match=f"\\(N, {len(STATS)}\\)"):
-        model(torch.rand(5, len(STATS) - 1))
+    with pytest.raises(ValueError, match=f"\\(N, {len(FEATURES)}\\)"):
+        model(torch.rand(5, len(FEATURES) - 1))

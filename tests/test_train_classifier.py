@@ -264,16 +264,16 @@ def test_whole_view_is_the_thumbnail_the_enhance_job_classifies():
 
 
 def test_stats_view_is_what_the_classify_stage_measures():
-    from pipeline.enhance.detector import STATS, measure, stats_vector
+    from pipeline.enhance.detector import FEATURES, decision_input, measure
     from pipeline.imageops import to_float
 
     picture = (np.random.default_rng(0).random((900, 1300, 3)) * 60 + 100).astype(np.uint8)
     images = {"traffic": [[picture]], "satellite": [[picture[:, :, :1]]]}
     clean = cd.make_sample(images, crop=32, steps=[], p_clean=1.0, seed=0, index=0, augment=False, view="stats")
-    assert clean["input"].shape == (len(STATS),) and clean["input"].dtype == np.float32
+    assert clean["input"].shape == (len(FEATURES),) and clean["input"].dtype == np.float32
     assert DEGRADATIONS[clean["degradation"]] == "clean"
     window = picture[: cd.STATS_SIDE, : cd.STATS_SIDE] if DOMAINS[clean["domain"]] == "traffic" else picture[: cd.STATS_SIDE, : cd.STATS_SIDE, :1]
-    np.testing.assert_allclose(clean["input"], stats_vector(measure(to_float(window))), rtol=1e-6)
+    np.testing.assert_allclose(clean["input"], decision_input(measure(to_float(window))), rtol=1e-6)
     labels = set()
     for i in range(24):  # degraded: one of the 11 labels, made by its recipe; windows stay at native resolution
         s = cd.make_sample(images, crop=32, steps=[], p_clean=0.0, seed=3, index=i, view="stats")

@@ -91,8 +91,10 @@ def run(conf: dict, seed: int) -> list[dict]:
             started = time.perf_counter()
             if isinstance(model, DegradationModel):
                 scores = model.predict(detection.stats)
-                said = max(scores, key=scores.get)
-                rows.append({"model": model.ref, **common, "predicted_degradation": said,
+                by = "learned" if scores is not None else "rules"  # as the classify stage decides
+                scores = scores if scores is not None else detection.scores
+                said = max(scores, key=scores.get) if by == "learned" else detection.degradation
+                rows.append({"model": model.ref, **common, "predicted_degradation": said, "decided_by": by,
                              "degradation_score": scores[said], "degradation_correct": float(said == label),
                              "degradation_ms": (time.perf_counter() - started) * 1e3})
                 continue
@@ -138,8 +140,10 @@ def summarize(table: pa.Table) -> str:
 def _learned_degradation(model: str, rows: list[dict]) -> list[str]:
     true, said = [r["degradation"] for r in rows], [r["predicted_degradation"] for r in rows]
     rules = accuracy(true, [r["detector_degradation"] for r in rows])
-    lines = [f"**Degradation, learned decision `{model}`** (on the detector's statistics): accuracy "
-             f"{accuracy(true, said):.3f} on {len(rows)} examples (the detector's rules: {rules:.3f} on the same). "
+    deferred = sum(r["decided_by"] == "rules" for r in rows)
+    lines = [f"**Degradation, learned decision `{model}`** (on the detector's statistics and rule scores): "
+             f"accuracy {accuracy(true, said):.3f} on {len(rows)} examples (the detector's rules: {rules:.3f} on the "
+             f"same); {deferred} examples lay outside its training data and went to the rules. "
              f"Median {np.median([r['degradation_ms'] for r in rows]):.2f} ms per picture after the detector.", ""]
     lines += label_tables(true, said, DEGRADATIONS) + [""]
     lines += ["Leaving pictures alone below a probability (a route's `min_score`; below it the picture "

@@ -19,7 +19,7 @@ import json
 import numpy as np
 import pyarrow as pa
 
-from pipeline.enhance.detector import STATS, detect, stats_vector
+from pipeline.enhance.detector import FEATURES, decision_input, detect
 from pipeline.enhance.rows import map_rows, pixels_of
 from pipeline.imageops import split_alpha, thumbnail, to_float
 from pipeline.labels import DEGRADATIONS, DOMAINS, UNKNOWN_DOMAIN
@@ -34,10 +34,10 @@ def classify_batch(table: pa.Table, max_side: int, domains: "DomainModel | None"
         domain, score = domains.predict(image) if domains else (UNKNOWN_DOMAIN, None)
         if score is not None and score < domains.min_score:
             domain = UNKNOWN_DOMAIN
-        if degradations:
-            scores = degradations.predict(detection.stats)
+        scores = degradations.predict(detection.stats) if degradations else None
+        if scores is not None:
             label = max(scores, key=scores.get)
-        else:
+        else:  # no learned decision, or an image outside what it has seen
             scores, label = detection.scores, detection.degradation
         row.update(
             domain=domain,
@@ -85,9 +85,11 @@ class DomainModel:
 
 class DegradationModel:
     """The learned degradation decision (a `stats_mlp` of the zoo): the detector's statistics
-    -> a probability for every label of pipeline.labels.DEGRADATIONS."""
+    -> a probability for every label of pipeline.labels.DEGRADATIONS, or None for an image
+    whose features lie more than `max_z` standard deviations (of the training data) from the
+    mean: an MLP does not extrapolate, the rules' thresholds do."""
 
-    def __init__(self, ref: str, threads: int = 1, tracking_uri: str | None = None) -> None:
+    def __init__(self, ref: str, threads: int = 1, tracking_uri: str | None = None, max_z: float = 10.0) -> None:
         import torch
 
         from pipeline.enhance.learned import resolve
@@ -95,19 +97,22 @@ class DegradationModel:
 
         torch.set_num_threads(max(1, threads))
         path, self.ref = resolve(ref, tracking_uri)
-        self.net = load_weights(path).eval()
+        self.net, self.max_z = load_weights(path).eval(), max_z
         try:
-            classes = self.net(torch.zeros(1, len(STATS))).shape[-1]
+            classes = self.net(torch.zeros(1, len(FEATURES))).shape[-1]
         except (RuntimeError, ValueError) as exc:
-            raise ValueError(f"{ref}: not a model of the detector's {len(STATS)} statistics (a stats_mlp): {exc}") from None
+            raise ValueError(f"{ref}: not a model of the detector's {len(FEATURES)} features (a stats_mlp): {exc}") from None
         if classes != len(DEGRADATIONS):
             raise ValueError(f"{ref}: a degradation model has {len(DEGRADATIONS)} outputs, this one {classes}")
 
-    def predict(self, stats: dict[str, float]) -> dict[str, float]:
+    def predict(self, stats: dict[str, float]) -> dict[str, float] | None:
         import torch
 
+        x = torch.from_numpy(decision_input(stats))[None]
         with torch.inference_mode():
-            p = torch.softmax(self.net(torch.from_numpy(stats_vector(stats))[None]), dim=1)[0]
+            if float(self.net.distance(x)[0]) > self.max_z:
+                return None
+            p = torch.softmax(self.net(x), dim=1)[0]
         return {label: float(p[i]) for i, label in enumerate(DEGRADATIONS)}
 
 
@@ -117,11 +122,12 @@ class Classify:
 
     def __init__(self, max_side: int, domain_model: str | None = None, side: int = 128, threads: int = 1,
                  min_score: float = 0.0, tracking_uri: str | None = None,
-                 degradation_model: str | None = None) -> None:
+                 degradation_model: str | None = None, max_z: float = 10.0) -> None:
         self.max_side = max_side
         self.domains = (DomainModel(domain_model, side, threads, tracking_uri, min_score=min_score)
                         if domain_model else None)
-        self.degradations = DegradationModel(degradation_model, threads, tracking_uri) if degradation_model else None
+        self.degradations = (DegradationModel(degradation_model, threads, tracking_uri, max_z)
+                             if degradation_model else None)
 
     def __call__(self, table: pa.Table) -> pa.Table:
         return classify_batch(table, self.max_side, self.domains, self.degradations)

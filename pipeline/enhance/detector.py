@@ -400,17 +400,11 @@ def _open(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     return cv2.morphologyEx(x, cv2.MORPH_OPEN, kernel, borderType=cv2.BORDER_REPLICATE)
 
 
-# The statistics `measure` returns, in its order: the input of a learned decision
-# (pipeline.models.classifier.StatsClassifier) is this vector.
+# The statistics `measure` returns, in its order.
 STATS = ("noise_sigma", "noise_sigma_all", "mean_luma", "luma_p1", "luma_p5", "luma_p50", "luma_p95", "luma_p99",
          "contrast", "dark_channel", "dark_channel_p10", "saturation", "impulse_fraction", "impulse_raw",
          "impulse_free_sigma", "impulse_ratio", "blockiness", "periodic_peak", "banding", "hf_energy", "lap_grad",
          "streak_energy", "streak_aniso", "streak_angle", "blob_density", "scratch_length", "hole_fraction")
-
-
-def stats_vector(stats: dict[str, float]) -> np.ndarray:
-    """The statistics as float32 in `STATS` order."""
-    return np.array([stats[name] for name in STATS], dtype=np.float32)
 
 
 def measure(image: np.ndarray, max_side: int = 512) -> dict[str, float]:
@@ -510,6 +504,19 @@ def score(stats: dict[str, float], rules: Rules = RULES) -> dict[str, float]:
 def decide(scores: dict[str, float]) -> str:
     """The first label in `PRECEDENCE` scoring at least 0.5, else clean."""
     return next((label for label in PRECEDENCE if scores[label] >= 0.5), "clean")
+
+
+# The input of a learned decision (pipeline.models.classifier.StatsClassifier): the
+# statistics, then the rules' score of every label they name. The scores carry what the
+# rules know and an MLP does not extrapolate: thresholds that hold beyond the training
+# ranges, and precedence (periodic interference also reads as strong noise).
+FEATURES = STATS + tuple(f"rule_{label}" for label in PRECEDENCE)
+
+
+def decision_input(stats: dict[str, float]) -> np.ndarray:
+    """`FEATURES` of one image's statistics as float32."""
+    scores = score(stats)
+    return np.array([stats[name] for name in STATS] + [scores[label] for label in PRECEDENCE], dtype=np.float32)
 
 
 def detect(image: np.ndarray, *, max_side: int = 512) -> Detection:

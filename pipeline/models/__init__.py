@@ -85,7 +85,7 @@ MODELS: dict[str, ModelSpec] = {
     "inpaint": ModelSpec("inpaint", InpaintNet, ("damage",), 1, "inpaint", needs_mask=True),
     "resnet_multitask": ModelSpec("resnet_multitask", MultiTaskClassifier, (), 1, "classifier"),
     "resnet_single": ModelSpec("resnet_single", SingleTaskClassifier, (), 1, "classifier"),
-    # Takes the statistics detector's measurements (N, len(detector.STATS)), not pixels.
+    # Takes the statistics detector's features (N, len(detector.FEATURES)), not pixels.
     "stats_mlp": ModelSpec("stats_mlp", StatsClassifier, (), 1, "classifier"),
 }
 

@@ -146,10 +146,10 @@ class SingleTaskClassifier(nn.Module):
 
 class StatsClassifier(nn.Module):
     """Degradation label from the statistics detector's measurements, a learned decision in
-    place of the hand-set rules (`pipeline.enhance.detector.RULES`).
+    place of the hand-set rules' (`pipeline.enhance.detector.RULES`).
 
-    Input: (N, len(STATS)) raw statistics in `detector.STATS` order. Each enters twice, as it
-    is and compressed (sign(x) * log1p(10 |x|): noise levels, densities and ratios span
+    Input: (N, len(FEATURES)) in `detector.FEATURES` order: the raw statistics and the rules'
+    scores. Each enters twice, as it is and compressed (sign(x) * log1p(10 |x|): noise levels, densities and ratios span
     decades), the streak angle as sin and cos of twice the angle (0 and 180 degrees are one
     direction). A batch norm standardises them (its running statistics are the training
     data's), two hidden layers decide: (N, classes) logits.
@@ -157,9 +157,9 @@ class StatsClassifier(nn.Module):
 
     def __init__(self, hidden: int = 64, classes: int = len(DEGRADATIONS), dropout: float = 0.1) -> None:
         super().__init__()
-        from pipeline.enhance.detector import STATS
+        from pipeline.enhance.detector import FEATURES
 
-        self.stats, self.angle = len(STATS), STATS.index("streak_angle")
+        self.stats, self.angle = len(FEATURES), FEATURES.index("streak_angle")
         features = 2 * (self.stats - 1) + 2
         self.norm = nn.BatchNorm1d(features)
         self.net = nn.Sequential(nn.Linear(features, hidden), nn.GELU(), nn.Dropout(dropout),
@@ -167,7 +167,7 @@ class StatsClassifier(nn.Module):
 
     def features(self, stats: torch.Tensor) -> torch.Tensor:
         if stats.ndim != 2 or stats.shape[1] != self.stats:
-            raise ValueError(f"StatsClassifier takes (N, {self.stats}) statistics, got {tuple(stats.shape)}")
+            raise ValueError(f"StatsClassifier takes (N, {self.stats}) features, got {tuple(stats.shape)}")
         stats = stats.float()
         angle = torch.deg2rad(stats[:, self.angle]) * 2
         rest = torch.cat([stats[:, : self.angle], stats[:, self.angle + 1 :]], dim=1)
@@ -176,3 +176,9 @@ class StatsClassifier(nn.Module):
 
     def forward(self, stats: torch.Tensor) -> torch.Tensor:
         return self.net(self.norm(self.features(stats)))
+
+    def distance(self, stats: torch.Tensor) -> torch.Tensor:
+        """(N,) the largest |z-score| of any feature against the training data (the batch
+        norm's running statistics): how far outside what the model has seen an input lies."""
+        z = (self.features(stats) - self.norm.running_mean) / torch.sqrt(self.norm.running_var + self.norm.eps)
+        return z.abs().amax(dim=1)
