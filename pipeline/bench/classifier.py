@@ -21,7 +21,7 @@ import pyarrow as pa
 from pipeline.bench.common import accuracy, label_tables, load_image
 from pipeline.degrade import pairs
 from pipeline.degrade.recipe import make_labelled
-from pipeline.enhance.classify import DegradationModel, DomainModel
+from pipeline.enhance.classify import DegradationModel, DomainModel, decide
 from pipeline.enhance.detector import detect
 from pipeline.imageops import split_alpha, to_float
 from pipeline.labels import DEGRADATIONS, DOMAINS
@@ -90,10 +90,7 @@ def run(conf: dict, seed: int) -> list[dict]:
         for model in models:
             started = time.perf_counter()
             if isinstance(model, DegradationModel):
-                scores = model.predict(detection.stats)
-                by = "learned" if scores is not None else "rules"  # as the classify stage decides
-                scores = scores if scores is not None else detection.scores
-                said = max(scores, key=scores.get) if by == "learned" else detection.degradation
+                said, scores, by = decide(detection, model)  # as the classify stage decides
                 rows.append({"model": model.ref, **common, "predicted_degradation": said, "decided_by": by,
                              "degradation_score": scores[said], "degradation_correct": float(said == label),
                              "degradation_ms": (time.perf_counter() - started) * 1e3})

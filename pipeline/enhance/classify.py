@@ -19,7 +19,7 @@ import json
 import numpy as np
 import pyarrow as pa
 
-from pipeline.enhance.detector import FEATURES, decision_input, detect
+from pipeline.enhance.detector import FEATURES, Detection, decision_input, detect
 from pipeline.enhance.rows import map_rows, pixels_of
 from pipeline.imageops import split_alpha, thumbnail, to_float
 from pipeline.labels import DEGRADATIONS, DOMAINS, UNKNOWN_DOMAIN
@@ -34,11 +34,7 @@ def classify_batch(table: pa.Table, max_side: int, domains: "DomainModel | None"
         domain, score = domains.predict(image) if domains else (UNKNOWN_DOMAIN, None)
         if score is not None and score < domains.min_score:
             domain = UNKNOWN_DOMAIN
-        scores = degradations.predict(detection.stats) if degradations else None
-        if scores is not None:
-            label = max(scores, key=scores.get)
-        else:  # no learned decision, or an image outside what it has seen
-            scores, label = detection.scores, detection.degradation
+        label, scores, _ = decide(detection, degradations)
         row.update(
             domain=domain,
             domain_score=score,
@@ -49,6 +45,15 @@ def classify_batch(table: pa.Table, max_side: int, domains: "DomainModel | None"
         )
 
     return map_rows(table, one, "classify", timing="t_classify_ms")
+
+
+def decide(detection: Detection, degradations: "DegradationModel | None") -> tuple[str, dict[str, float], str]:
+    """(label, score of every label, who decided): the learned decision's, or the detector's
+    rules' without one or for an image outside what it has seen."""
+    scores = degradations.predict(detection.stats) if degradations else None
+    if scores is None:
+        return detection.degradation, detection.scores, "rules"
+    return max(scores, key=scores.get), scores, "learned"
 
 
 class DomainModel:
