@@ -257,7 +257,10 @@ def test_driver_killed_then_rerun_resumes(ray_cluster, s3_server, s3_bucket, tmp
     """SIGKILL the driver once a result part file exists, run the same command again: the
     second run skips the members with a row (same input hash), does the rest, none twice."""
     fs, bucket = s3_bucket
-    inputs = _upload(fs, bucket, [_tar(tmp_path / "a.tar", 4, 256, "a"), _tar(tmp_path / "b.tar", 4, 256, "b")])
+    # 16 images of 512 px: NL-means takes ~0.3 s an image, so the rows still to do after the
+    # first part file take seconds, not the fraction of a second the poll and the kill need (8
+    # images of 256 px, ~0.13 s each: a CI run once finished them all before the kill landed).
+    inputs = _upload(fs, bucket, [_tar(tmp_path / "a.tar", 8, 512, "a"), _tar(tmp_path / "b.tar", 8, 512, "b")])
     # Rows reach the driver two at a time (measure/write batches of 2) and each batch is its
     # own part file, so the kill finds some rows done and some not.
     config = _config(tmp_path / "conf", SLOW_NLMEANS + "classify: {batch_size: 2}\noutput: {rows_per_file: 1}\n")
@@ -273,15 +276,15 @@ def test_driver_killed_then_rerun_resumes(ray_cluster, s3_server, s3_bucket, tmp
     first.wait()
     done_before = len(_part_rows(s3_server, bucket))
     images_before = len(_outputs(s3_server, bucket))
-    assert 0 < done_before < 8
+    assert 0 < done_before < 16
     second = _job(args, log)
     assert second.wait(timeout=600) == 0, log.read_text()[-3000:]
     summaries = [p for p in _objects(s3_server, f"{bucket}/out/_results") if "/summary-" in p]
     assert len(summaries) == 1  # the killed run never got to write one
     summary = json.loads(fs.cat(summaries[0]))
-    assert summary["rows_of_earlier_runs"] == done_before and summary["rows"] == 8 - done_before, summary
+    assert summary["rows_of_earlier_runs"] == done_before and summary["rows"] == 16 - done_before, summary
     keys = [r["key"] for r in _part_rows(s3_server, bucket)]
-    assert len(keys) == len(set(keys)) == 8
+    assert len(keys) == len(set(keys)) == 16
     reliability.check("driver SIGKILLed, same command run again", "fault", f"s3://{bucket}/out", inputs, None,
                       _stray(s3_server, bucket),
                       f"killed with {done_before} rows in part files ({images_before} images written); "
