@@ -168,6 +168,12 @@ def test_bench_confusion_accuracy_and_calibration():
     assert bench._objective(rows, tuned) >= bench._objective(rows, detector.RULES)
 
 
+def test_measure_returns_the_stats_the_learned_decision_reads_in_order():
+    detection = detect(_noisy(_colour(), 10))
+    assert tuple(detection.stats) == detector.STATS
+    assert np.array_equal(detector.decision_input(detection.stats, detection.scores), detector.decision_input(detection.stats))
+
+
 def test_percentiles_match_numpy():
     values = np.random.default_rng(3).random((37, 53), dtype=np.float32)
     qs = [0, 1, 5, 10, 50, 95, 99, 100]

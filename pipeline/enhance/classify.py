@@ -50,7 +50,7 @@ def classify_batch(table: pa.Table, max_side: int, domains: "DomainModel | None"
 def decide(detection: Detection, degradations: "DegradationModel | None") -> tuple[str, dict[str, float], str]:
     """(label, score of every label, who decided): the learned decision's, or the detector's
     rules' without one or for an image outside what it has seen."""
-    scores = degradations.predict(detection.stats) if degradations else None
+    scores = degradations.predict(detection.stats, detection.scores) if degradations else None
     if scores is None:
         return detection.degradation, detection.scores, "rules"
     return max(scores, key=scores.get), scores, "learned"
@@ -110,10 +110,11 @@ class DegradationModel:
         if classes != len(DEGRADATIONS):
             raise ValueError(f"{ref}: a degradation model has {len(DEGRADATIONS)} outputs, this one {classes}")
 
-    def predict(self, stats: dict[str, float]) -> dict[str, float] | None:
+    def predict(self, stats: dict[str, float], rule_scores: dict[str, float] | None = None) -> dict[str, float] | None:
+        """`rule_scores`: the detector's scores of these statistics, when it has them (else recomputed)."""
         import torch
 
-        x = torch.from_numpy(decision_input(stats))[None]
+        x = torch.from_numpy(decision_input(stats, rule_scores))[None]
         with torch.inference_mode():
             if float(self.net.distance(x)[0]) > self.max_z:
                 return None

@@ -370,7 +370,8 @@ def scratch_length(y: np.ndarray, bright: np.ndarray, dark: np.ndarray) -> float
     n, labels, boxes, _ = cv2.connectedComponentsWithStats(thin.astype(np.uint8), connectivity=8)
     extent, side = np.maximum(boxes[:, 2], boxes[:, 3]), max(y.shape)
     candidates = np.flatnonzero((extent > 0.1 * side) & (boxes[:, 4] < 5 * extent))
-    for i in candidates[candidates > 0][np.argsort(-extent[candidates[candidates > 0]], kind="stable")]:
+    candidates = candidates[candidates > 0]  # 0 is the background
+    for i in candidates[np.argsort(-extent[candidates], kind="stable")]:
         x0, y0, bw, bh = boxes[i, :4]  # inside the component's box: far fewer pixels to compare
         values = y[y0:y0 + bh, x0:x0 + bw][labels[y0:y0 + bh, x0:x0 + bw] == i]
         if np.mean(np.abs(values - np.median(values)) <= 0.02) >= 0.5:
@@ -513,9 +514,9 @@ def decide(scores: dict[str, float]) -> str:
 FEATURES = STATS + tuple(f"rule_{label}" for label in PRECEDENCE)
 
 
-def decision_input(stats: dict[str, float]) -> np.ndarray:
-    """`FEATURES` of one image's statistics as float32."""
-    scores = score(stats)
+def decision_input(stats: dict[str, float], scores: dict[str, float] | None = None) -> np.ndarray:
+    """`FEATURES` of one image's statistics (and its rule `scores`, when already known) as float32."""
+    scores = score(stats) if scores is None else scores
     return np.array([stats[name] for name in STATS] + [scores[label] for label in PRECEDENCE], dtype=np.float32)
 
 
