@@ -79,3 +79,13 @@ def test_memory_sampler_counts_the_ray_processes(ray_cluster):
 
         time.sleep(0.3)
     assert sampler.samples >= 2 and sampler.peak >= sampler.baseline + 150 * 2**20
+
+
+def test_job_config_hands_the_tile_size_to_the_model(tmp_path):
+    from pipeline.config import load_enhance_config
+
+    config, routes = load_enhance_config(throughput.job_config(tmp_path, "bundled:ffdnet_gray", 2, 1, 0.5, tile=1024))
+    model = config.enhancers["model"]
+    assert model.params == {"model": "bundled:ffdnet_gray", "tile": 1024} and model.max_actors == 2
+    config, _ = load_enhance_config(throughput.job_config(tmp_path, "bundled:ffdnet_gray", 2, 1, 0.5))
+    assert config.enhancers["model"].params == {"model": "bundled:ffdnet_gray"}  # the enhancer's own default tile

@@ -20,6 +20,7 @@ own services (`way: cpu` rows), which says where the gap to the ceiling goes.
 from __future__ import annotations
 
 import io
+import json
 import os
 import tarfile
 import tempfile
@@ -98,10 +99,15 @@ def model_only(model_ref: str, images: list[np.ndarray], cores: int) -> dict[str
     return {"seconds": min(one, parallel), "one_process_s": one, "processes_s": parallel}
 
 
-def naive(model_ref: str, tar_path: Path, out: Path, cores: int) -> float:
+def _params(model_ref: str, tile: int | None) -> dict:
+    """The learned enhancer's params: the model, and a tile size when the suite sets one."""
+    return {"model": model_ref, **({"tile": tile} if tile else {})}
+
+
+def naive(model_ref: str, tar_path: Path, out: Path, cores: int, tile: int | None = None) -> float:
     """Seconds of the plain single-process loop over the tar, writing PNGs to `out`."""
     torch.set_num_threads(cores)
-    enhancer = build_enhancer("learned", {"model": model_ref, "threads": cores})
+    enhancer = build_enhancer("learned", {**_params(model_ref, tile), "threads": cores})
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     with tarfile.open(tar_path) as tar:
@@ -112,21 +118,27 @@ def naive(model_ref: str, tar_path: Path, out: Path, cores: int) -> float:
     return time.perf_counter() - started
 
 
-def pipeline_run(model_ref: str, tar_path: Path, out: Path, cores: int, batch_size: int, model_cpus: float) -> dict:
+def job_config(folder: Path, model_ref: str, cores: int, batch_size: int, model_cpus: float,
+               tile: int | None = None) -> Path:
+    """An enhance config in `folder` routing every image to the model (`cores` actors)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "routes.yaml").write_text("rules: []\ndefault: model\n")
+    (folder / "enhance.yaml").write_text(
+        "routes: routes.yaml\ntracking: {enabled: false}\n"
+        f"enhancers:\n  model: {{kind: learned, num_cpus: {model_cpus}, min_actors: {cores}, max_actors: {cores}, "
+        f"batch_size: {batch_size}, params: {json.dumps(_params(model_ref, tile))}}}\n")
+    return folder / "enhance.yaml"
+
+
+def pipeline_run(model_ref: str, tar_path: Path, out: Path, cores: int, batch_size: int, model_cpus: float,
+                 tile: int | None = None) -> dict:
     """The enhance job on the tar with every image routed to the model: one single-threaded
     actor per core, each holding `model_cpus` logical CPUs (the rest is left to the read,
     decode, classify, measure and write tasks); returns the run's summary."""
     from pipeline.config import load_enhance_config
     from pipeline.enhance import flow
 
-    folder = out.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "routes.yaml").write_text("rules: []\ndefault: model\n")
-    (folder / "enhance.yaml").write_text(
-        "routes: routes.yaml\ntracking: {enabled: false}\n"
-        f"enhancers:\n  model: {{kind: learned, num_cpus: {model_cpus}, min_actors: {cores}, max_actors: {cores}, "
-        f"batch_size: {batch_size}, params: {{model: '{model_ref}'}}}}\n")
-    config, routes = load_enhance_config(folder / "enhance.yaml")
+    config, routes = load_enhance_config(job_config(out.parent, model_ref, cores, batch_size, model_cpus, tile))
     params = flow.check(config, routes)
     return flow.run(flow.plan([str(tar_path)], str(out), config), config, routes, params=params)
 
@@ -199,15 +211,18 @@ def run(conf: dict, seed: int) -> list[dict]:
     model, count = conf.get("model", "bundled:ffdnet_gray"), int(conf.get("count", 60))
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        files = make_tar(folder / "noisy.tar", count, float(conf.get("sigma", 25)), seed)
+        side = conf.get("side")  # None: the pictures' own sizes
+        files = make_tar(folder / "noisy.tar", count, float(conf.get("sigma", 25)), seed, int(side) if side else None)
         images = [decode(f, MAX_PIXELS).pixels for f in files]
         megapixels = sum(im.size for im in images) / 1e6
         raycluster.init()
-        timings = {"pipeline": None, "naive": naive(model, folder / "noisy.tar", folder / "naive", cores)}
+        # `tile`: the enhancer's tile size; at least the side, so both ways run whole frames as model-only does.
+        tile = int(conf["tile"]) if conf.get("tile") else None
+        timings = {"pipeline": None, "naive": naive(model, folder / "noisy.tar", folder / "naive", cores, tile)}
         started = time.perf_counter()
         with CpuSampler() as cpu:
             summary = pipeline_run(model, folder / "noisy.tar", folder / "out" / "enhanced", cores,
-                                   int(conf.get("batch_size", 1)), float(conf.get("model_cpus", 0.5)))
+                                   int(conf.get("batch_size", 1)), float(conf.get("model_cpus", 0.5)), tile)
         timings["pipeline"] = time.perf_counter() - started
         if summary["by_status"] != {"ok": count}:
             raise RuntimeError(f"throughput: the pipeline run did not enhance every image: {summary['by_status']}")
@@ -234,9 +249,9 @@ def ratios(table) -> dict[str, float]:
             "pipeline/naive": rate["pipeline"] / rate["naive"]}
 
 
-def ratio_line(table) -> str:
+def ratio_line(table, name: str = "throughput") -> str:
     r = ratios(table)
-    return f"throughput: pipeline/model-only={r['pipeline/model-only']:.2f} pipeline/naive={r['pipeline/naive']:.2f}"
+    return f"{name}: pipeline/model-only={r['pipeline/model-only']:.2f} pipeline/naive={r['pipeline/naive']:.2f}"
 
 
 def summarize(table) -> str:
