@@ -255,3 +255,12 @@ def test_fresh_run_starts_from_init_from_weights(first_run, tracked):
     assert convs and all(torch.allclose(start[k], end[k], atol=1e-6) for k in convs)
     params = MlflowClient(tracked["uri"]).get_run(tuned["run_id"]).data.params
     assert params["train.init_from_pinned"] == ref
+
+
+def test_bf16_only_where_the_device_has_it():
+    from pipeline.train.loop import bf16_fast
+
+    assert bf16_fast("cuda") and not bf16_fast("mps")
+    # On the CPU it follows oneDNN's bf16 support: AVX-512 machines yes, AVX2-only machines no
+    # (where autocast would emulate bf16 at ~15x the cost of fp32).
+    assert bf16_fast("cpu") == torch.ops.mkldnn._is_mkldnn_bf16_supported()

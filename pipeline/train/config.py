@@ -145,7 +145,8 @@ class TrainConf(Strict):
     """With a value: cosine decay from lr (epoch 0) to lr_min (last epoch); None = constant lr."""
     loss: Literal["l1", "mse", "charbonnier"] = "l1"
     bf16: bool = False
-    """bfloat16 autocast for forward passes (loss and weights stay fp32): ~2x on avx512_bf16 CPUs."""
+    """bfloat16 autocast for forward passes (loss and weights stay fp32): ~2x on avx512_bf16 CPUs.
+    Ignored (fp32, with a warning) where the device has no fast bf16 (`loop.bf16_fast`)."""
     channels_last: bool = False
     grad_clip: float | None = Field(None, gt=0)
     """Max gradient norm; None = no clipping."""

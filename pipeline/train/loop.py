@@ -99,6 +99,18 @@ def my_slices(batches, rank: int, size: int) -> Iterator[dict[str, torch.Tensor]
         yield {k: v[rank * size : (rank + 1) * size] for k, v in batch.items()}
 
 
+def bf16_fast(device_type: str) -> bool:
+    """Whether bf16 autocast speeds training up on this device: on CUDA, and on CPUs whose
+    oneDNN has bf16 kernels (AVX-512 or newer). On an AVX2-only CPU PyTorch emulates it,
+    15x slower than fp32 (a 32-channel convolution step on an AVX2 EPYC)."""
+    if device_type != "cpu":
+        return device_type == "cuda"
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def _setup(config: Mapping[str, Any]) -> tuple[nn.Module, torch.optim.Optimizer, int, Any]:
     """Model, optimiser and (GAN training) the adversary on this worker, restored from the
     latest checkpoint if there is one."""
@@ -131,7 +143,12 @@ def train_loop(config: dict[str, Any]) -> None:
     if adversary is not None:
         adversary.prepare()
     task, t = tasks.of(config), config["train"]
-    step_kwargs = dict(task=task, bf16=t["bf16"], channels_last=t["channels_last"], grad_clip=t["grad_clip"],
+    device = ray.train.torch.get_device().type
+    bf16 = t["bf16"] and bf16_fast(device)
+    if t["bf16"] and not bf16 and rank == 0:
+        log.warning("train.bf16: this %s has no fast bfloat16 (PyTorch would emulate it, ~15x slower): "
+                    "training in fp32", device.upper())
+    step_kwargs = dict(task=task, bf16=bf16, channels_last=t["channels_last"], grad_clip=t["grad_clip"],
                        adversary=adversary)
     steps = config["steps_per_epoch"]
     batches = my_slices(ray.train.get_dataset_shard("train").iter_torch_batches(
@@ -145,7 +162,7 @@ def train_loop(config: dict[str, Any]) -> None:
     for epoch in range(epoch, t["epochs"]):
         for group in optimizer.param_groups:
             group["lr"] = lr_at(epoch, t)
-        metrics = {"epoch": epoch + 1, "lr": lr_at(epoch, t), **run_epoch(model, optimizer, batches, steps, **step_kwargs)}
+        metrics = {"epoch": epoch + 1, "lr": lr_at(epoch, t), "bf16": float(bf16), **run_epoch(model, optimizer, batches, steps, **step_kwargs)}
         for key in ("train_loss", "pixel_loss", "g_loss", "d_loss"):
             if key in metrics:
                 metrics[key] = mean_over_workers(metrics[key])
