@@ -263,8 +263,13 @@ def summarize(table) -> str:
     r = ratios(table)
     lines += ["", f"Ratios: pipeline/model-only = **{r['pipeline/model-only']:.2f}** (target >= 0.85), "
               f"pipeline/naive = **{r['pipeline/naive']:.2f}** (target >= 1.0); {ways[0]['cores']} cores, "
-              f"model `{ways[0]['model']}`.", "",
-              "| enhancer | ms per megapixel (1 thread) |", "|---|---|"]
+              f"model `{ways[0]['model']}`."]
+    ceiling = next((r for r in ways if r["way"] == "model-only" and r.get("processes_s")), None)
+    if ceiling:
+        lines += ["", f"Model-only is the faster of one process x {ceiling['cores']} threads "
+                  f"({ceiling['one_process_s']:.1f} s) and {ceiling['cores']} processes x 1 thread "
+                  f"({ceiling['processes_s']:.1f} s); the pipeline runs {ceiling['cores']} single-threaded actors."]
+    lines += ["", "| enhancer | ms per megapixel (1 thread) |", "|---|---|"]
     lines += [f"| {r['model']} | {r['ms_per_mp']:.0f} |" for r in rows if r["way"] == "enhancer_cost"]
     cpu = [r for r in rows if r["way"] == "cpu"]
     if cpu:
