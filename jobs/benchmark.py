@@ -167,12 +167,18 @@ def main(args: argparse.Namespace) -> int:
         _run_suite(name, conf, folder, command, args)
     summaries = {n: (d, s) for n, (d, _, s) in SUITES.items()}
     Path(args.report).write_text(render(folder, summaries))
+    if not args.report_only:
+        for line in ratio_lines(names, folder):
+            print(line)
+    return 0
+
+
+def ratio_lines(names: list[str], folder: Path) -> list[str]:
+    """The ratio lines of the throughput suites run, `throughput: ...` last (the issue's contract)."""
     import pyarrow.parquet as pq
 
-    for name in ("throughput-large", "throughput"):  # `throughput: ...` is the last line, by contract
-        if name in names and not args.report_only and (folder / f"{name}.parquet").exists():
-            print(throughput.ratio_line(pq.read_table(folder / f"{name}.parquet"), name))
-    return 0
+    return [throughput.ratio_line(pq.read_table(folder / f"{name}.parquet"), name)
+            for name in ("throughput-large", "throughput") if name in names and (folder / f"{name}.parquet").exists()]
 
 
 if __name__ == "__main__":

@@ -225,3 +225,19 @@ def test_classifier_suite_scores_the_classify_stage_per_class(tmp_path, monkeypa
     assert "**Degradation, statistics detector**" in report
     assert "| 0.99 | 1.000 | 0.500 |" in report  # the biased model is sure of everything
     assert f"**Degradation, learned decision `{learned}`**" in report and "accuracy 0.333 on 12 examples" in report
+
+
+def test_throughput_ratio_line_comes_last(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from jobs.benchmark import ratio_lines
+
+    for name, pipeline in (("throughput", 3.0), ("throughput-large", 0.5)):
+        rows = [{"way": "pipeline", "images_per_s": pipeline}, {"way": "naive", "images_per_s": 4.0},
+                {"way": "model-only", "images_per_s": 4.0}]
+        pq.write_table(pa.Table.from_pylist(rows), tmp_path / f"{name}.parquet")
+    lines = ratio_lines(["throughput", "throughput-large"], tmp_path)
+    assert lines == ["throughput-large: pipeline/model-only=0.12 pipeline/naive=0.12",
+                     "throughput: pipeline/model-only=0.75 pipeline/naive=0.75"]
+    assert ratio_lines(["classifier"], tmp_path) == []

@@ -162,7 +162,8 @@ def train_loop(config: dict[str, Any]) -> None:
     for epoch in range(epoch, t["epochs"]):
         for group in optimizer.param_groups:
             group["lr"] = lr_at(epoch, t)
-        metrics = {"epoch": epoch + 1, "lr": lr_at(epoch, t), "bf16": float(bf16), **run_epoch(model, optimizer, batches, steps, **step_kwargs)}
+        metrics = {"epoch": epoch + 1, "lr": lr_at(epoch, t), "bf16": float(bf16),
+                   **run_epoch(model, optimizer, batches, steps, **step_kwargs)}
         for key in ("train_loss", "pixel_loss", "g_loss", "d_loss"):
             if key in metrics:
                 metrics[key] = mean_over_workers(metrics[key])
