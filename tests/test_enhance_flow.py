@@ -1,6 +1,5 @@
 """End to end on a real local Ray: mixed archives in, images + Parquet out, nothing escapes."""
 
-import gzip
 import tarfile
 
 import numpy as np
@@ -47,9 +46,17 @@ def _run(inputs, output, overrides=(), reference=None):
     return flow.run(flow.plan(inputs, str(output), config, reference), config, routes)
 
 
-def test_mixed_archives_give_one_row_per_member_and_nothing_escapes(ray_cluster, tmp_path):
-    inputs, out = _inputs(tmp_path / "in"), tmp_path / "out"
-    summary = _run(inputs, out)
+@pytest.fixture(scope="module")
+def mixed(ray_cluster, tmp_path_factory):
+    """One run of the shipped config over `_inputs`, shared by the tests that read its output
+    (each job run starts a dozen actor pools: tens of seconds on 2 cores)."""
+    root = tmp_path_factory.mktemp("mixed")
+    inputs, out = _inputs(root / "in"), root / "out"
+    return root, inputs, out, _run(inputs, out)
+
+
+def test_mixed_archives_give_one_row_per_member_and_nothing_escapes(mixed):
+    root, inputs, out, summary = mixed
     table = results.read_results(str(out), None)
     rows = table.to_pylist()
     assert summary["rows"] == len(rows) == EXPECTED_ROWS
@@ -67,17 +74,16 @@ def test_mixed_archives_give_one_row_per_member_and_nothing_escapes(ray_cluster,
     assert by_key["mixed/corrupt.jpg"]["status"] == "failed" and "truncated" in by_key["mixed/corrupt.jpg"]["error"]
     assert by_key["mixed/text.jpg"]["status"] == "failed" and "not an image" in by_key["mixed/text.jpg"]["error"]
     assert by_key["loose/gray16.png"]["dtype"] == "uint16" and by_key["loose/gray16.png"]["status"] == "ok"
-    # Nothing outside the output prefix: every file under tmp_path is an input or under out/.
-    stray = [p for p in tmp_path.rglob("*") if p.is_file() and not (p.is_relative_to(tmp_path / "in") or p.is_relative_to(out))]
+    # Nothing outside the output prefix: every file under root is an input or under out/.
+    stray = [p for p in root.rglob("*") if p.is_file() and not (p.is_relative_to(root / "in") or p.is_relative_to(out))]
     assert stray == []
     assert (out / "mixed" / "escape.png").is_file() and (out / "pack" / "zipslip.png").is_file()
     meta = pq.read_schema(results.part_files(str(out), None)[0]).metadata
     assert meta[b"imgenhance.schema_version"] == b"1"
 
 
-def test_rerun_into_same_output_adds_no_rows(ray_cluster, tmp_path):
-    inputs, out = _inputs(tmp_path / "in"), tmp_path / "out"
-    first = _run(inputs, out)
+def test_rerun_into_same_output_adds_no_rows(mixed):
+    root, inputs, out, first = mixed
     second = _run(inputs, out)
     keys = results.read_results(str(out), None, ["key"])["key"].to_pylist()
     assert first["rows"] == EXPECTED_ROWS and second["rows"] == 0
@@ -107,21 +113,28 @@ def test_reference_fills_psnr_and_denoising_helps(ray_cluster, tmp_path):
         assert row["noise_after"] < row["noise_before"]
 
 
-def test_s3_to_s3_through_moto(ray_cluster, s3_bucket, tmp_path):
+def test_s3_to_s3_through_moto_and_no_secret_leaks(ray_cluster, s3_bucket, tmp_path, capfd):
+    """Credentials, from the environment or given as config options, stay out of rows,
+    summary and console output; nothing is written beside the output prefix."""
     from tests.conftest import SECRET
 
+    secret = "options-secret-0f9e8d7c"
     fs, bucket = s3_bucket
     inputs = _inputs(tmp_path / "in")
     fs.put(inputs[0], f"{bucket}/in/mixed.tar")
     fs.put(inputs[1], f"{bucket}/in/pack.zip")
-    summary = _run([f"s3://{bucket}/in/*"], f"s3://{bucket}/out")
+    overrides = ["storage.options.key=options-key-id", f"storage.options.secret={secret}"]
+    summary = _run([f"s3://{bucket}/in/*"], f"s3://{bucket}/out", overrides)
     table = results.read_results(f"s3://{bucket}/out", None)
     assert summary["rows"] == table.num_rows == 10
     ok = [r for r in table.to_pylist() if r["status"] == "ok"]
     assert ok and all(fs.exists(r["output_uri"]) for r in ok)
     assert not fs.exists(f"{bucket}/escape.png") and not fs.exists(f"{bucket}/zipslip.png")
-    everything = b"".join(fs.cat(p) for p in fs.find(f"{bucket}/out/_results"))
-    assert SECRET.encode() not in everything
+    stored = b"".join(fs.cat(p) for p in fs.find(f"{bucket}/out/_results"))
+    captured = capfd.readouterr()
+    for leak in (secret, SECRET):
+        assert leak.encode() not in stored
+        assert leak not in captured.out + captured.err + repr(summary)
 
 
 def _operator_input_rows(stats: str, operator: str) -> int:
@@ -142,29 +155,14 @@ def test_classifier_runs_once_per_image_whatever_the_number_of_routes(ray_cluste
     assert _operator_input_rows(ds.stats(), "MapBatches(Classify)") == EXPECTED_ROWS  # with its domain model
 
 
-def test_secret_in_storage_options_never_leaks(ray_cluster, s3_bucket, tmp_path, capfd):
-    """Credentials given as config options stay out of rows, summary and console output."""
-    secret = "options-secret-0f9e8d7c"
-    fs, bucket = s3_bucket
-    inputs = _inputs(tmp_path / "in")
-    fs.put(inputs[0], f"{bucket}/in/mixed.tar")
-    overrides = ["storage.options.key=options-key-id", f"storage.options.secret={secret}"]
-    summary = _run([f"s3://{bucket}/in/mixed.tar"], f"s3://{bucket}/out", overrides)
-    assert summary["rows"] == 7
-    stored = b"".join(fs.cat(p) for p in fs.find(f"{bucket}/out/_results"))
-    captured = capfd.readouterr()
-    assert secret.encode() not in stored
-    assert secret not in captured.out + captured.err
-
-
-def test_audit_finds_lost_duplicated_and_missing_outputs(ray_cluster, tmp_path):
+def test_audit_finds_lost_duplicated_and_missing_outputs(mixed):
+    """Last in this file: it damages the shared run's output on purpose."""
     import pyarrow as pa
 
     from pipeline.audit import audit
     from pipeline.io.schema import RESULT_SCHEMA
 
-    inputs, out = _inputs(tmp_path / "in"), tmp_path / "out"
-    summary = _run(inputs, out)
+    root, inputs, out, summary = mixed
     assert summary["audit"]["invariant_holds"]
     assert audit(str(out), None, inputs).ok
     ok_row = next(r for r in results.read_results(str(out), None).to_pylist() if r["status"] == "ok")
@@ -173,9 +171,9 @@ def test_audit_finds_lost_duplicated_and_missing_outputs(ray_cluster, tmp_path):
     os.remove(ok_row["output_uri"])  # an output object lost
     extra = pa.Table.from_pylist([{**ok_row, "status": "failed", "error": None}], schema=RESULT_SCHEMA)
     pq.write_table(extra, out / "_results" / "part-extra.parquet")  # a duplicate row with no error
-    with tarfile.open(tmp_path / "in" / "new.tar", "w") as tar:  # a member no run has seen: lost
+    with tarfile.open(root / "new.tar", "w") as tar:  # a member no run has seen: lost
         add_tar_member(tar, "a.png", png_bytes(small()))
-    report = audit(str(out), None, inputs + [str(tmp_path / "in" / "new.tar")])
+    report = audit(str(out), None, inputs + [str(root / "new.tar")])
     assert report.missing_keys == ["new/a.png"] and report.unexpected_keys == []
     assert report.ok_without_output == [ok_row["key"]]
     assert report.duplicated_keys == [ok_row["key"]] and report.failed_without_error == [ok_row["key"]]

@@ -16,18 +16,27 @@ import pyarrow.compute as pc
 
 from pipeline.enhance.base import Enhancer
 from pipeline.enhance.classical import CLASSICAL
-from pipeline.enhance.learned import LearnedEnhancer, pin_reference
 from pipeline.enhance.rows import hints_of, map_rows, pixels_of, store_pixels
 from pipeline.imageops import from_float, split_alpha, to_float
 
-# Every class a route's enhancer may be built from (config `kind`, default the route name).
-ENHANCERS: dict[str, type[Enhancer]] = {**CLASSICAL, "learned": LearnedEnhancer}
+# Every kind a route's enhancer may be built from (config `kind`, default the route name).
+ENHANCERS: frozenset[str] = frozenset({*CLASSICAL, "learned"})
+
+
+def enhancer_class(kind: str) -> type[Enhancer]:
+    if kind not in ENHANCERS:
+        raise KeyError(f"unknown enhancer {kind!r}; known: {sorted(ENHANCERS)}")
+    if kind == "learned":
+        # Imported on use: torch costs each process seconds of CPU, and the classical pools'
+        # actors (most of a run's actors) never need it.
+        from pipeline.enhance.learned import LearnedEnhancer
+
+        return LearnedEnhancer
+    return CLASSICAL[kind]
 
 
 def build_enhancer(kind: str, params: dict) -> Enhancer:
-    if kind not in ENHANCERS:
-        raise KeyError(f"unknown enhancer {kind!r}; known: {sorted(ENHANCERS)}")
-    return ENHANCERS[kind](**params)
+    return enhancer_class(kind)(**params)
 
 
 def resolved_params(kind: str, params: dict, threads: int) -> dict:
@@ -35,6 +44,8 @@ def resolved_params(kind: str, params: dict, threads: int) -> dict:
     on the driver (all actors load the same one) and its threads set from its CPUs."""
     if kind != "learned":
         return dict(params)
+    from pipeline.enhance.learned import pin_reference
+
     model = pin_reference(params["model"], params.get("tracking_uri"), params.get("fallback"))
     params = {**params, "model": model, "threads": threads}
     if params["model"].startswith("models:/") and not params.get("tracking_uri"):
