@@ -1,9 +1,10 @@
 """Compare job: the promotion rule alone, then against a real `mlflow server` and real Ray.
 
-Integration: the smoke config trains 1 epoch (version 1), then resumes to 3 epochs (version
-2) of one registered model; the compare job measures both on a 2-image suite, promotes the
-measured best, refuses a worse one and a gain within the margin, and the enhance job then
-runs `models:/<name>@champion` and records the promoted version in its rows.
+Integration: two versions of one registered model (an untrained and the shipped gray
+FFDNet, logged as the train job logs its weights); the compare job measures both on a
+2-image suite, promotes the measured best, refuses a worse one and a gain within the margin,
+and the enhance job then runs `models:/<name>@champion` and records the promoted version in
+its rows.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pytest
 from pipeline.compare import CompareConf, CompareRule, decide
 from pipeline.config import CONF_DIR, load_yaml, validate
 from tests.conftest import noisy, png_bytes, small
-from tests.test_train import SMOKE, _free_port, mlflow_server  # noqa: F401  (a fixture, reused)
+from tests.test_train import _free_port, mlflow_server  # noqa: F401  (a fixture, reused)
 
 NAME = "cmp-denoiser"
 RULE = CompareRule(suite="denoise-gray", primary="psnr", secondary="ssim", margin=0.25, tolerance=0.01)
@@ -93,17 +94,39 @@ def _tiny_suite(root):
     return root
 
 
+def _log_version(model, name: str, config: dict, uri: str, tmp) -> str:
+    """One registered version, logged as the train job logs one: `weights.pt` + JSON under
+    `weights/epoch_00001` of its own MLflow run, registered under NAME."""
+    import mlflow
+
+    from pipeline import tracking
+    from pipeline.models.weights import save_weights
+
+    tracking.setup("test-compare", uri)
+    with mlflow.start_run() as run:
+        save_weights(model, tmp / "weights.pt", name=name, config=config)
+        mlflow.log_artifacts(str(tmp), "weights/epoch_00001")
+    return tracking.register(NAME, run.info.run_id, "weights/epoch_00001")
+
+
 @pytest.fixture(scope="module")
 def two_versions(mlflow_server, ray_cluster, tmp_path_factory):  # noqa: F811
-    """Version 1: 1 epoch of the smoke config; version 2: the same run resumed to 3 epochs."""
-    from pipeline.train.config import load_train_config
-    from pipeline.train.job import train
+    """Version 1: an untrained smoke-sized FFDNet; version 2: the shipped gray FFDNet. (The
+    train job's own registration is tested in test_train; here only the versions matter.)"""
+    import torch
 
-    common = ["name=cmp-smoke", f"storage_path={tmp_path_factory.mktemp('ckpt')}", "tracking.experiment=test-compare",
-              f"tracking.register_as={NAME}", "tracking.alias=null"]
-    first = train(load_train_config(SMOKE, common), tracking_uri=mlflow_server)
-    second = train(load_train_config(SMOKE, [*common, "train.epochs=3"]), resume=True, tracking_uri=mlflow_server)
-    assert (first["version"], second["version"]) == ("1", "2")
+    from pipeline.enhance.learned import resolve
+    from pipeline.models import build
+    from pipeline.models.weights import load_weights, read_meta
+
+    torch.manual_seed(0)
+    untrained = build("ffdnet", features=16, depth=4)
+    path, _ = resolve("bundled:ffdnet_gray")
+    shipped, meta = load_weights(path), read_meta(path)
+    versions = [_log_version(untrained, "ffdnet", {"features": 16, "depth": 4}, mlflow_server,
+                             tmp_path_factory.mktemp("v1")),
+                _log_version(shipped, meta["name"], meta["config"], mlflow_server, tmp_path_factory.mktemp("v2"))]
+    assert versions == ["1", "2"]
     return mlflow_server
 
 
