@@ -111,7 +111,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report", default=str(REPO_ROOT / "BENCHMARKS.md"), help="markdown file to regenerate")
     parser.add_argument("--model", action="append", default=[], help="model reference or enhancer to measure "
                         "instead of the suite's `models` (suites that take models only)")
-    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default MLFLOW_TRACKING_URI, else ./mlflow.db)")
+    parser.add_argument("--tracking-uri", help="MLflow tracking URI: runs are logged there and `models:/` "
+                        "references resolve there (default MLFLOW_TRACKING_URI, else ./mlflow.db)")
     parser.add_argument("--no-tracking", action="store_true", help="no MLflow runs")
 
 
@@ -164,6 +165,8 @@ def main(args: argparse.Namespace) -> int:
         return 2
     for name in names if not args.report_only else []:
         conf, command = confs[name]
+        if args.tracking_uri:  # where `models:/` references resolve, as where the runs are logged
+            conf = {**conf, "tracking_uri": args.tracking_uri}
         _run_suite(name, conf, folder, command, args)
     summaries = {n: (d, s) for n, (d, _, s) in SUITES.items()}
     Path(args.report).write_text(render(folder, summaries))

@@ -18,7 +18,7 @@ from pipeline.labels import DEGRADATIONS, DOMAINS
 from pipeline.train import classify_data as cd
 from pipeline.train.config import TRAIN_CONF_DIR, load_train_config
 from tests.conftest import png_bytes
-from tests.test_train import mlflow_server, tracked  # noqa: F401  (fixtures, reused)
+from tests.test_train import tracked  # noqa: F401  (a fixture, reused)
 
 SMOKE = TRAIN_CONF_DIR / "classifier_smoke.yaml"
 LEVEL = {"traffic": 40, "satellite": 100, "medical": 160, "other": 220}
