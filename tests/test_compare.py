@@ -110,7 +110,7 @@ def _log_version(model, name: str, config: dict, uri: str, tmp) -> str:
 
 
 @pytest.fixture(scope="module")
-def two_versions(mlflow_server, ray_cluster, tmp_path_factory):  # noqa: F811
+def two_versions(mlflow_server, ray_cluster, tmp_path_factory):
     """Version 1: an untrained smoke-sized FFDNet; version 2: the shipped gray FFDNet. (The
     train job's own registration is tested in test_train; here only the versions matter.)"""
     import torch

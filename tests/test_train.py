@@ -1,8 +1,9 @@
 """Train job: config checks, and real training on Ray Train against a real `mlflow server`.
 
 The integration tests share one MLflow server (conftest's, for the whole session) and
-one run: the smoke config trains 1 epoch with 2 DDP workers and registers a version, then
-`--resume` with 2 epochs continues the same checkpoints and the same MLflow run.
+one run: the smoke config trains 1 epoch with 2 DDP workers from a train.init_from weights
+file and registers a version, then `--resume` with 2 epochs continues the same checkpoints and
+the same MLflow run.
 """
 
 from __future__ import annotations
