@@ -41,9 +41,9 @@ def _inputs(root):
 EXPECTED_ROWS = 7 + 3 + 2 + 3
 
 
-def _run(inputs, output, overrides=(), reference=None):
+def _run(inputs, output, overrides=()):
     config, routes = load_enhance_config(None, list(overrides))
-    return flow.run(flow.plan(inputs, str(output), config, reference), config, routes)
+    return flow.run(flow.plan(inputs, str(output), config), config, routes)
 
 
 @pytest.fixture(scope="module")
