@@ -182,3 +182,14 @@ def test_keeps_float_precision(name: str) -> None:
     degraded = QUALITY[name][0](CLEAN["rgb"])
     out = CLASSICAL[name]()(degraded, {}) * 255.0
     assert np.abs(out - np.rint(out)).mean() > 0.05
+
+
+def test_classical_actors_do_not_import_torch() -> None:
+    """The module every enhancer actor loads leaves torch to the learned pools: importing it
+    costs each actor process seconds of CPU, and a run starts a dozen actors."""
+    import subprocess
+    import sys
+
+    code = "import sys, pipeline.enhance.enhance as e; e.enhancer_class('median'); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "False"

@@ -218,6 +218,8 @@ def test_missing_alias_falls_back_and_benchmark_logs_a_run_per_model(two_version
     assert resolved_params("learned", params, 1)["model"] == "bundled:ffdnet_gray"
 
     monkeypatch.setenv("IMGENHANCE_DATA", str(_tiny_suite(tmp_path / "data")))
+    # Only --tracking-uri leads to the server: the versions must resolve there, not here.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'elsewhere.db'}")
     suite = {"seed": 0, "datasets": ["Tiny"], "sigmas": [25], "protocols": ["8bit"], "models": ["nlmeans"]}
     (tmp_path / "b.yaml").write_text(yaml.safe_dump({"output": str(tmp_path / "bench"), "suites": {"denoise-gray": suite}}))
     parser = argparse.ArgumentParser()
