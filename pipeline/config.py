@@ -77,7 +77,7 @@ class ClassifyConf(Strict):
 
 class EnhancerConf(Strict):
     kind: str | None = None
-    """Class to build, a key of pipeline.enhance.enhance.ENHANCERS (default: the enhancer's
+    """Class to build, a name in pipeline.enhance.enhance.ENHANCERS (default: the enhancer's
     own name); e.g. `learned` with params {model: bundled:ffdnet_gray}."""
     num_cpus: float = Field(0.125, gt=0)
     """Logical CPUs per actor (fractional on small nodes: see STACK-NOTES, deadlock trap)."""

@@ -13,9 +13,9 @@ import signal
 import socket
 import subprocess
 import sys
+import tarfile
 import time
 import urllib.request
-import tarfile
 import zipfile
 from pathlib import Path
 

@@ -16,8 +16,7 @@ import pytest
 
 from pipeline.compare import CompareConf, CompareRule, decide
 from pipeline.config import CONF_DIR, load_yaml, validate
-from tests.conftest import noisy, png_bytes, small
-from tests.conftest import _free_port
+from tests.conftest import _free_port, noisy, png_bytes, small
 
 NAME = "cmp-denoiser"
 RULE = CompareRule(suite="denoise-gray", primary="psnr", secondary="ssim", margin=0.25, tolerance=0.01)

@@ -126,8 +126,8 @@ def test_checkpoint_restores_the_same_game(tmp_path):
     torch.manual_seed(2)
     steps = [gan_step(restored[0], restored[1], batch, adversary=restored[2], **kwargs) for _ in range(2)]
     assert steps == [pytest.approx(e) for e in expected]
+    checkpoints.write(tmp_path / "plain", model=generator, optimizer=optimizer, epoch=1, meta={})
     with pytest.raises(ValueError, match="no discriminator"):
-        checkpoints.write(tmp_path / "plain", model=generator, optimizer=optimizer, epoch=1, meta={})
         checkpoints.load_into(ray.train.Checkpoint.from_directory(str(tmp_path / "plain")), *pair())
 
 

@@ -138,6 +138,34 @@ def test_smoke_run_registers_a_loadable_model_trained_from_init_from(first_run, 
     assert max(float((own[k] - start[k]).abs().max()) for k in convs) > 5 * bound
     params = MlflowClient(tracked["uri"]).get_run(summary["run_id"]).data.params
     assert params["train.init_from_pinned"] == str(Path(config.train.init_from).resolve())
+    # A registered version as init_from: the driver hands the workers exactly its weights.
+    from pipeline.train.job import initial_weights
+
+    ref = f"models:/{config.tracking.register_as}/{summary['version']}"
+    state, pinned = initial_weights(load_train_config(SMOKE, [f"train.init_from={ref}"]), tracked["uri"])
+    assert pinned == ref and state.keys() == end.keys()
+    assert all(torch.equal(state[k], end[k]) for k in state)
+
+
+def test_worker_starts_from_init_state_unless_a_checkpoint_says_otherwise(tmp_path):
+    """The loop's model holds train.init_from's weights exactly; the run's own checkpoint (a
+    restarted worker group, a resume) wins over them."""
+    import ray.train
+
+    from pipeline.train import checkpoints
+    from pipeline.train.loop import _setup
+
+    config = load_train_config(SMOKE).model_dump()
+    init = _smoke_model(START_SEED).state_dict()
+    model, _, epoch, _ = _setup({**config, "init_state": init})
+    assert epoch == 0 and all(torch.equal(model.state_dict()[k], init[k]) for k in init)
+    fresh, _, _, _ = _setup({**config, "init_state": None})
+    assert not torch.equal(fresh.state_dict()["body.0.weight"], init["body.0.weight"])
+
+    later = _smoke_model(7)
+    checkpoints.write(tmp_path, model=later, optimizer=torch.optim.Adam(later.parameters()), epoch=3, meta={})
+    model, _, epoch, _ = _setup({**config, "init_state": init}, ray.train.Checkpoint.from_directory(str(tmp_path)))
+    assert epoch == 3 and all(torch.equal(model.state_dict()[k], later.state_dict()[k]) for k in init)
 
 
 @pytest.mark.integration

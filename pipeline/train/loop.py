@@ -111,11 +111,9 @@ def bf16_fast(device_type: str) -> bool:
         return False
 
 
-def _setup(config: Mapping[str, Any]) -> tuple[nn.Module, torch.optim.Optimizer, int, Any]:
-    """Model, optimiser and (GAN training) the adversary on this worker, restored from the
-    latest checkpoint if there is one."""
-    import ray.train
-
+def _setup(config: Mapping[str, Any], checkpoint=None) -> tuple[nn.Module, torch.optim.Optimizer, int, Any]:
+    """Model, optimiser and (GAN training) the adversary on this worker: from `init_state`
+    (train.init_from) if given, restored from `checkpoint` (the run's latest) if there is one."""
     torch.manual_seed(config["data"]["seed"])  # the same initial weights on every rank
     model = build(config["model"]["name"], **config["model"]["params"])
     if config.get("init_state") is not None:
@@ -125,7 +123,6 @@ def _setup(config: Mapping[str, Any]) -> tuple[nn.Module, torch.optim.Optimizer,
     optimizer = torch.optim.Adam(model.parameters(), lr=config["train"]["lr"])
     gan = config["train"].get("adversarial")
     adversary = adversarial.Adversary(gan) if gan else None
-    checkpoint = ray.train.get_checkpoint()
     epoch = checkpoints.load_into(checkpoint, model, optimizer, adversary)["epoch"] if checkpoint else 0
     return model, optimizer, epoch, adversary
 
@@ -138,7 +135,7 @@ def train_loop(config: dict[str, Any]) -> None:
     if config["threads"]:
         torch.set_num_threads(config["threads"])
     rank = ray.train.get_context().get_world_rank()
-    model, optimizer, epoch, adversary = _setup(config)
+    model, optimizer, epoch, adversary = _setup(config, ray.train.get_checkpoint())
     model = ray.train.torch.prepare_model(model)
     if adversary is not None:
         adversary.prepare()
