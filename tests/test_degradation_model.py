@@ -93,3 +93,35 @@ def test_pictures_outside_the_training_data_go_to_the_rules(tmp_path):
     strict = classify_batch(table, 512, degradations=DegradationModel(_saved(tmp_path, "haze"), max_z=1e-6)).to_pylist()
     assert [r["degradation"] for r in strict] == [r["degradation"] for r in rules]  # everything deferred
     assert [r["detector_scores"] for r in strict] == [r["detector_scores"] for r in rules]
+
+
+def test_a_decision_that_looks_at_pixels_gets_the_picture_in_the_classify_stage(tmp_path):
+    """A stats_cnn whose answer depends only on the picture's brightness: the classify stage
+    must hand it the decoded image (detector.decision_image of it), not only the statistics."""
+    torch.manual_seed(0)
+    model = build("stats_cnn", hidden=8, width=4, side=32)
+    with torch.no_grad():
+        model.stats.norm.running_var.fill_(1e6)
+        for p in model.head.parameters():
+            p.zero_()
+        model.trunk.stem[0].weight.fill_(0.05)  # the (eval-mode, bias-free) trunk's features scale with the brightness
+        mid = model.eval().trunk(torch.full((1, 3, 32, 32), 0.5)).sum()
+        model.head[2].weight[0, 8:] = 2.0 / mid  # hidden unit 0: 4 x the brightness
+        model.head[4].bias[DEGRADATIONS.index("low_light")] = 2.0
+        model.head[4].weight[DEGRADATIONS.index("haze"), 0] = 1.0
+    path = tmp_path / "stats_cnn.pt"
+    save_weights(model, path, name="stats_cnn", config={"hidden": 8, "width": 4, "side": 32})
+    decision = DegradationModel(str(path))
+    assert decision.side == 32
+    dark = np.full((64, 64, 3), 0.05, np.float32)
+    light = np.full((64, 64, 3), 0.95, np.float32)
+    from pipeline.enhance.detector import detect
+
+    said = {name: max(p, key=p.get) for name, p in
+            (("dark", decision.predict(detect(dark).stats, image=dark)),
+             ("light", decision.predict(detect(light).stats, image=light)))}
+    assert said == {"dark": "low_light", "light": "haze"}
+    with pytest.raises(ValueError, match="pass the image"):
+        decision.predict(detect(dark).stats)
+    rows = classify_batch(_table(), 512, degradations=decision).to_pylist()
+    assert all(r["degradation"] in ("low_light", "haze") for r in rows)  # it ran on the pictures

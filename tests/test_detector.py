@@ -192,3 +192,20 @@ def test_integer_morphology_matches_float_morphology():
     line = detector._LINES[3]  # 45 degrees: not separable
     opened = detector._open(detector._to_u16(bright), line).astype(np.float32) / 65535
     assert np.abs(opened - detector._open(ref_bright, line)).max() < 2e-5
+
+
+def test_decision_image_is_the_measured_crop_resized_to_rgb_uint8():
+    from pipeline.enhance.detector import center_crop, decision_image
+
+    rng = np.random.default_rng(0)
+    big = rng.random((900, 1300, 3)).astype(np.float32)
+    big[200:700, 400:900] = 0.0  # the central 512 crop (top 194, left 392) is almost all black
+    view = decision_image(big, 64)
+    assert view.shape == (3, 64, 64) and view.dtype == np.uint8
+    assert view[:, 8:-8, 8:-8].max() == 0 and view.mean() < 40  # the centre, not the whole picture
+    crop = center_crop(big, 512)
+    assert view.mean() == pytest.approx(crop.mean() * 255, abs=2)  # area-averaged, not sampled
+    gray = rng.random((40, 30, 1)).astype(np.float32)
+    up = decision_image(gray, 64)
+    assert up.shape == (3, 64, 64) and (up[0] == up[1]).all() and (up[1] == up[2]).all()
+    assert abs(float(up.mean()) - gray.mean() * 255) < 8

@@ -40,6 +40,7 @@ SMALL: dict[str, dict] = {
     "resnet_multitask": dict(width=8),
     "resnet_single": dict(width=8),
     "stats_mlp": dict(hidden=8),
+    "stats_cnn": dict(hidden=8, width=4, side=32),
 }
 # Input size per entry: odd sizes wherever the model pads internally.
 SIZES = {"dense_ae": (28, 28), "srgan_d": (32, 32), "resnet_multitask": (32, 32),
@@ -338,3 +339,20 @@ def test_stats_classifier_takes_the_detector_statistics():
     torch.testing.assert_close(model.features(turned), model.features(stats), atol=1e-5, rtol=0)
     with pytest.raises(ValueError, match=f"\\(N, {len(FEATURES)}\\)"):
         model(torch.rand(5, len(FEATURES) - 1))
+
+
+def test_stats_cnn_decides_on_the_statistics_and_the_picture():
+    from pipeline.enhance.detector import FEATURES
+
+    model = _small("stats_cnn")
+    stats = torch.rand(3, len(FEATURES)) * 10
+    image = torch.randint(0, 256, (3, 3, 32, 32), dtype=torch.uint8)
+    with torch.no_grad():
+        out = model(stats, image)
+        assert out.shape == (3, len(DEGRADATIONS))
+        torch.testing.assert_close(model(stats, image.float() / 255), out)  # uint8 is read as 0..255
+        assert not torch.allclose(model(stats, 255 - image), out, atol=1e-4)  # the picture counts
+        assert not torch.allclose(model(stats * 2, image), out, atol=1e-4)  # and so do the statistics
+    torch.testing.assert_close(model.distance(stats), model.stats.distance(stats))
+    with pytest.raises(ValueError, match="\\(N, 3, 32, 32\\)"):
+        model(stats, torch.rand(3, 3, 48, 48))

@@ -113,3 +113,19 @@ def test_check_steps_rejects_a_misspelt_param_before_any_actor_starts():
     """Train steps share the recipe step format: a typo in a param name fails in the driver."""
     with pytest.raises(ValueError, match="valid params: sigma"):
         pairs.check_steps([{"kind": "gaussian_noise", "params": {"sigmaa": 25}}])
+
+
+def test_synthetic_pages_are_numbered_documents():
+    first = pairs.expand(["pages:[0:3]"])
+    assert first == ["pages:#0", "pages:#1", "pages:#2"] and pairs.expand(first) == first
+    a, b = pairs.load_clean(["pages:[5:7]"], 3)
+    np.testing.assert_array_equal(a, pairs.load_clean(["pages:#5"], 3)[0])  # a function of its number
+    assert a.shape != b.shape or not np.array_equal(a, b)
+    gray = pairs.to_channels(a, 1)[:, :, 0]
+    ink = gray < np.percentile(gray, 99) - 40  # dark strokes on lighter paper
+    assert a.dtype == np.uint8 and 0.02 < ink.mean() < 0.4
+    rows = ink.mean(axis=1)
+    assert (rows < 0.005).mean() > 0.2  # blank space between the lines
+    for bad in ("pages:", "pages:[3:]"):
+        with pytest.raises(ValueError, match="first:stop"):
+            pairs.expand([bad])

@@ -147,6 +147,10 @@ def test_sources_refuse_an_image_in_two_domains_or_splits(tmp_path, monkeypatch)
     (["data.view=stats"], "data.view stats"),
     (["model.name=stats_mlp", "model.params={}", "data.target=degradation"], "data.view stats"),
     (["model.name=stats_mlp", "model.params={}", "data.target=domain", "data.view=stats"], "statistics do not tell"),
+    (["model.name=stats_mlp", "model.params={}", "data.target=degradation", "data.view=stats", "data.image_side=64"],
+     "picture input of stats_cnn only"),
+    (["model.name=stats_cnn", "model.params={side: 64}", "data.target=degradation", "data.view=stats"],
+     "data.image_side \\(None\\) must equal model.params.side \\(64\\)"),
 ])
 def test_bad_classifier_configs_fail_with_the_reason(overrides, message):
     with pytest.raises(ConfigError, match=message):
@@ -282,3 +286,27 @@ def test_stats_view_is_what_the_classify_stage_measures():
     assert "clean" not in labels and len(labels) >= 6
     config = load_train_config("degradation_classifier")
     assert config.model.name == "stats_mlp" and config.model.params == {"hidden": 64}  # no resnet params inherited
+
+
+def test_stats_cnn_samples_add_the_picture_the_detector_measured():
+    from pipeline.enhance.detector import decision_image
+    from pipeline.imageops import to_float
+
+    picture = (np.random.default_rng(1).random((900, 1300, 3)) * 60 + 100).astype(np.uint8)
+    images = {"traffic": [[picture]], "satellite": [[picture[:, :, :1]]]}
+    for i in range(4):
+        plain = cd.make_sample(images, crop=32, steps=[], p_clean=0.5, seed=0, index=i, view="stats")
+        seen = cd.make_sample(images, crop=32, steps=[], p_clean=0.5, seed=0, index=i, view="stats", image_side=48)
+        np.testing.assert_array_equal(seen["input"], plain["input"])  # the picture draws nothing from the stream
+        assert seen["degradation"] == plain["degradation"] and "image" not in plain
+        assert seen["image"].shape == (3, 48, 48) and seen["image"].dtype == np.uint8
+    clean = cd.make_sample(images, crop=32, steps=[], p_clean=1.0, seed=0, index=0, augment=False, view="stats",
+                           image_side=48)
+    window = picture[: cd.STATS_SIDE, : cd.STATS_SIDE] if DOMAINS[clean["domain"]] == "traffic" else picture[: cd.STATS_SIDE, : cd.STATS_SIDE, :1]
+    np.testing.assert_array_equal(clean["image"], decision_image(to_float(window), 48))
+    stacked = cd.stacked([clean, clean])
+    assert set(stacked) == {"input", "domain", "degradation", "image"} and stacked["image"].shape == (2, 3, 48, 48)
+    config = load_train_config("degradation_cnn")
+    assert config.model.params["side"] == config.data.image_side
+    assert "pages:[0:60]" in config.data.domains["other"].clean  # documents are clean pictures too
+    assert config.data.domains["traffic"].clean == load_train_config("classifier").data.domains["traffic"].clean

@@ -67,7 +67,7 @@ def load_model(ref: str, side: int) -> DomainModel | DegradationModel:
     from pipeline.models.weights import read_meta
 
     path, _ = resolve(ref)
-    if read_meta(path)["name"] == "stats_mlp":
+    if read_meta(path)["name"] in ("stats_mlp", "stats_cnn"):
         return DegradationModel(ref, threads=2)
     return DomainModel(ref, side, threads=2)
 
@@ -90,7 +90,7 @@ def run(conf: dict, seed: int) -> list[dict]:
         for model in models:
             started = time.perf_counter()
             if isinstance(model, DegradationModel):
-                said, scores, by = decide(detection, model)  # as the classify stage decides
+                said, scores, by = decide(detection, model, image)  # as the classify stage decides
                 rows.append({"model": model.ref, **common, "predicted_degradation": said, "decided_by": by,
                              "degradation_score": scores[said], "degradation_correct": float(said == label),
                              "degradation_ms": (time.perf_counter() - started) * 1e3})

@@ -46,6 +46,9 @@ SKIMAGE = "skimage:"
 SKIMAGE_DEFAULT = ("camera", "moon", "coins", "astronaut", "coffee", "chelsea", "grass",
                    "gravel", "brick", "page", "text", "rocket", "immunohistochemistry")
 MNIST = "mnist:"
+PAGES = "pages:"
+"""Synthetic printed pages (`pages:[0:40]`: pages 0 to 39, each a function of its number):
+documents, whose lines of text statistics read as periodic structure (`text_page`)."""
 _SLICE = re.compile(r"^(?P<url>.+?)\[(?P<start>-?\d*):(?P<stop>-?\d*)\]$")
 _MAX_PIXELS = 256_000_000
 
@@ -62,6 +65,15 @@ def expand(urls: Sequence[str], options: Mapping[str, Any] | None = None) -> lis
             continue
         if url.startswith(MNIST):
             out.extend(_mnist_entries(url))
+            continue
+        if url.startswith(PAGES + "#"):
+            out.append(url)  # already one page
+            continue
+        if url.startswith(PAGES):
+            match = _SLICE.match(url)
+            if not match or not match["stop"]:
+                raise ValueError(f"{url}: name the pages as {PAGES}[first:stop]")
+            out.extend(f"{PAGES}#{i}" for i in range(int(match["start"] or 0), int(match["stop"])))
             continue
         match = _SLICE.match(url)
         base = match["url"] if match else url
@@ -122,12 +134,45 @@ def _read(url: str, options: Mapping[str, Any] | None) -> np.ndarray:
     if url.startswith(MNIST):
         file, _, index = url[len(MNIST):].rpartition("#")
         return idx_images(file)[int(index)].copy()
+    if url.startswith(PAGES):
+        return text_page(int(url.rpartition("#")[2]))
     from pipeline.io.codecs import decode
     from pipeline.io.storage import filesystem
 
     fs, path = filesystem(url, options)
     with fs.open(path, "rb") as f:
         return decode(f.read(), _MAX_PIXELS).pixels
+
+
+_FONTS = (cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_DUPLEX, cv2.FONT_HERSHEY_COMPLEX,
+          cv2.FONT_HERSHEY_TRIPLEX, cv2.FONT_HERSHEY_PLAIN, cv2.FONT_HERSHEY_COMPLEX_SMALL)
+
+
+def text_page(index: int) -> np.ndarray:
+    """Printed page `index` (uint8, gray (H, W) or tinted (H, W, 3)): lines of random words in
+    one of OpenCV's fonts, dark ink on paper lit unevenly, as a scanned or photographed page."""
+    rng = np.random.default_rng([0x7E47, index])
+    h, w = int(rng.integers(300, 800)), int(rng.integers(300, 700))
+    font, scale = _FONTS[int(rng.integers(len(_FONTS)))], float(rng.uniform(0.4, 1.1))
+    thickness = int(rng.integers(1, 3))
+    (_, text_h), _ = cv2.getTextSize("Ag", font, scale, thickness)
+    page = np.zeros((h, w), np.uint8)
+    margin, y = int(rng.integers(8, 40)), int(rng.integers(8, 40)) + text_h
+    while y < h - margin:
+        x = margin + (int(rng.integers(10, 40)) if rng.random() < 0.2 else 0)
+        line = " ".join("".join(chr(97 + int(c)) for c in rng.integers(0, 26, int(rng.integers(1, 10))))
+                        for _ in range(40))
+        cv2.putText(page, line, (x, y), font, scale, 255, thickness, cv2.LINE_AA)
+        y += int(text_h * rng.uniform(1.5, 2.4)) + (int(text_h * 2) if rng.random() < 0.1 else 0)
+    page[:, w - margin :] = 0  # the right margin
+    ramp = np.linspace(0, 1, w, dtype=np.float32)[None, :] * rng.uniform(-0.2, 0.2) + \
+        np.linspace(0, 1, h, dtype=np.float32)[:, None] * rng.uniform(-0.2, 0.2)
+    paper = np.clip(rng.uniform(0.75, 1.0) + ramp - max(ramp.max(), 0), 0.3, 1.0)
+    ink = rng.uniform(0.0, 0.3)
+    out = paper + (ink - paper) * (page.astype(np.float32) / 255.0)
+    if rng.random() < 0.5:
+        out = out[:, :, None] * (1 - rng.uniform(0, 0.12, 3)).astype(np.float32)
+    return np.clip(out * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
 def load_clean(urls: Sequence[str], channels: int, options: Mapping[str, Any] | None = None) -> list[np.ndarray]:
@@ -253,7 +298,7 @@ def absolute(urls: Sequence[str]) -> list[str]:
     """Local paths made absolute (actors run in other folders); URLs, skimage: and mnist: kept."""
     from pipeline.io.storage import normalize_url
 
-    return [u if u.startswith((SKIMAGE, MNIST)) else normalize_url(u) for u in urls]
+    return [u if u.startswith((SKIMAGE, MNIST, PAGES)) else normalize_url(u) for u in urls]
 
 
 def paired_dataset(urls: Sequence[str], *, channels: int, crop: int, steps: Sequence[Mapping[str, Any]],

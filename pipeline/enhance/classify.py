@@ -19,7 +19,7 @@ import json
 import numpy as np
 import pyarrow as pa
 
-from pipeline.enhance.detector import FEATURES, Detection, decision_input, detect
+from pipeline.enhance.detector import FEATURES, Detection, decision_image, decision_input, detect
 from pipeline.enhance.rows import map_rows, pixels_of
 from pipeline.imageops import split_alpha, thumbnail, to_float
 from pipeline.labels import DEGRADATIONS, DOMAINS, UNKNOWN_DOMAIN
@@ -34,7 +34,7 @@ def classify_batch(table: pa.Table, max_side: int, domains: "DomainModel | None"
         domain, score = domains.predict(image) if domains else (UNKNOWN_DOMAIN, None)
         if score is not None and score < domains.min_score:
             domain = UNKNOWN_DOMAIN
-        label, scores, _ = decide(detection, degradations)
+        label, scores, _ = decide(detection, degradations, image, max_side)
         row.update(
             domain=domain,
             domain_score=score,
@@ -47,10 +47,12 @@ def classify_batch(table: pa.Table, max_side: int, domains: "DomainModel | None"
     return map_rows(table, one, "classify", timing="t_classify_ms")
 
 
-def decide(detection: Detection, degradations: "DegradationModel | None") -> tuple[str, dict[str, float], str]:
+def decide(detection: Detection, degradations: "DegradationModel | None", image: np.ndarray | None = None,
+           max_side: int = 512) -> tuple[str, dict[str, float], str]:
     """(label, score of every label, who decided): the learned decision's, or the detector's
-    rules' without one or for an image outside what it has seen."""
-    scores = degradations.predict(detection.stats, detection.scores) if degradations else None
+    rules' without one or for an image outside what it has seen. `image` (float (H, W, C),
+    what the detector measured with `max_side`) is needed by a decision that looks at pixels."""
+    scores = degradations.predict(detection.stats, detection.scores, image, max_side) if degradations else None
     if scores is None:
         return detection.degradation, detection.scores, "rules"
     return max(scores, key=scores.get), scores, "learned"
@@ -89,9 +91,10 @@ class DomainModel:
 
 
 class DegradationModel:
-    """The learned degradation decision (a `stats_mlp` of the zoo): the detector's statistics
-    -> a probability for every label of pipeline.labels.DEGRADATIONS, or None for an image
-    whose features lie more than `max_z` standard deviations (of the training data) from the
+    """The learned degradation decision (a `stats_mlp` or `stats_cnn` of the zoo): the
+    detector's statistics (and for `stats_cnn` the picture, `detector.decision_image`) -> a
+    probability for every label of pipeline.labels.DEGRADATIONS, or None for an image
+    whose statistics lie more than `max_z` standard deviations (of the training data) from the
     mean: an MLP does not extrapolate, the rules' thresholds do."""
 
     def __init__(self, ref: str, threads: int = 1, tracking_uri: str | None = None, max_z: float = 10.0) -> None:
@@ -103,22 +106,34 @@ class DegradationModel:
         torch.set_num_threads(max(1, threads))
         path, self.ref = resolve(ref, tracking_uri)
         self.net, self.max_z = load_weights(path).eval(), max_z
+        self.side = getattr(self.net, "side", None)  # stats_cnn: it also looks at the picture
+        example = (torch.zeros(1, len(FEATURES)),) + ((torch.zeros(1, 3, self.side, self.side),) if self.side else ())
         try:
-            classes = self.net(torch.zeros(1, len(FEATURES))).shape[-1]
-        except (RuntimeError, ValueError) as exc:
-            raise ValueError(f"{ref}: not a model of the detector's {len(FEATURES)} features (a stats_mlp): {exc}") from None
+            with torch.inference_mode():
+                classes = self.net(*example).shape[-1]
+        except (RuntimeError, ValueError, TypeError) as exc:
+            raise ValueError(f"{ref}: not a model of the detector's {len(FEATURES)} features "
+                             f"(a stats_mlp or stats_cnn): {exc}") from None
         if classes != len(DEGRADATIONS):
             raise ValueError(f"{ref}: a degradation model has {len(DEGRADATIONS)} outputs, this one {classes}")
 
-    def predict(self, stats: dict[str, float], rule_scores: dict[str, float] | None = None) -> dict[str, float] | None:
-        """`rule_scores`: the detector's scores of these statistics, when it has them (else recomputed)."""
+    def predict(self, stats: dict[str, float], rule_scores: dict[str, float] | None = None,
+                image: np.ndarray | None = None, max_side: int = 512) -> dict[str, float] | None:
+        """`rule_scores`: the detector's scores of these statistics, when it has them (else
+        recomputed); `image`: the float picture they were measured on (with `max_side`),
+        which a `stats_cnn` needs."""
         import torch
 
         x = torch.from_numpy(decision_input(stats, rule_scores))[None]
+        inputs = (x,)
+        if self.side:
+            if image is None:
+                raise ValueError(f"{self.ref} decides on the picture too: pass the image")
+            inputs += (torch.from_numpy(decision_image(image, self.side, max_side))[None],)
         with torch.inference_mode():
             if float(self.net.distance(x)[0]) > self.max_z:
                 return None
-            p = torch.softmax(self.net(x), dim=1)[0]
+            p = torch.softmax(self.net(*inputs), dim=1)[0]
         return {label: float(p[i]) for i, label in enumerate(DEGRADATIONS)}
 
 

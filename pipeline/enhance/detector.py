@@ -520,6 +520,20 @@ def decision_input(stats: dict[str, float], scores: dict[str, float] | None = No
     return np.array([stats[name] for name in STATS] + [scores[label] for label in PRECEDENCE], dtype=np.float32)
 
 
+def decision_image(image: np.ndarray, side: int, max_side: int = 512) -> np.ndarray:
+    """The picture input of a learned decision that looks at pixels (`stats_cnn`): the central
+    crop the statistics are measured on (at most max_side x max_side, native resolution),
+    resized to side x side (area-averaged down, bilinear up), as uint8 (3, side, side)."""
+    if image.ndim == 2:
+        image = image[:, :, None]
+    crop = np.ascontiguousarray(center_crop(image, max_side), dtype=np.float32)
+    shrink = max(crop.shape[:2]) > side
+    out = cv2.resize(crop, (side, side), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    out = out.reshape(side, side, -1)
+    out = np.repeat(out, 3, axis=2) if out.shape[2] == 1 else out
+    return np.clip(out * 255.0 + 0.5, 0, 255).astype(np.uint8).transpose(2, 0, 1).copy()
+
+
 def detect(image: np.ndarray, *, max_side: int = 512) -> Detection:
     """float32 (H, W, C) in [0, 1], C in {1, 3} -> Detection.
 

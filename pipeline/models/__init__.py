@@ -20,7 +20,8 @@ from torch import nn
 
 from pipeline.labels import DEGRADATIONS
 from pipeline.models.autoencoder import ConvAutoencoder, DenseAutoencoder
-from pipeline.models.classifier import MultiTaskClassifier, SingleTaskClassifier, StatsClassifier
+from pipeline.models.classifier import (MultiTaskClassifier, SingleTaskClassifier, StatsClassifier,
+                                         StatsImageClassifier)
 from pipeline.models.denoise import NLRN, DnCNN, FFDNet, OpponentFFDNet
 from pipeline.models.inpaint import InpaintNet
 from pipeline.models.lowlight import LowLightCNN, MIRNetLite
@@ -87,6 +88,8 @@ MODELS: dict[str, ModelSpec] = {
     "resnet_single": ModelSpec("resnet_single", SingleTaskClassifier, (), 1, "classifier"),
     # Takes the statistics detector's features (N, len(detector.FEATURES)), not pixels.
     "stats_mlp": ModelSpec("stats_mlp", StatsClassifier, (), 1, "classifier"),
+    # The same statistics and the picture (detector.decision_image): (stats, image) -> logits.
+    "stats_cnn": ModelSpec("stats_cnn", StatsImageClassifier, (), 1, "classifier"),
 }
 
 

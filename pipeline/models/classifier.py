@@ -182,3 +182,36 @@ class StatsClassifier(nn.Module):
         norm's running statistics): how far outside what the model has seen an input lies."""
         z = (self.features(stats) - self.norm.running_mean) / torch.sqrt(self.norm.running_var + self.norm.eps)
         return z.abs().amax(dim=1)
+
+
+class StatsImageClassifier(nn.Module):
+    """The statistics decision with eyes: `StatsClassifier`'s inputs and a small ResNet's
+    pooled features of the picture, one decision on both.
+
+    The statistics cannot see raindrops (refracted discs) and miss light snow and rain on
+    textured scenes; a CNN on the pixels can, and the statistics keep what a small CNN on a
+    shrunken copy cannot see (noise levels, JPEG blocks at native resolution).
+    forward(stats (N, len(FEATURES)), image (N, 3, side, side) uint8 or float in [0, 1]) ->
+    (N, classes) logits. `side` is the image input's side (`detector.decision_image`).
+    """
+
+    def __init__(self, hidden: int = 64, width: int = 16, depth: int = 18, side: int = 192,
+                 classes: int = len(DEGRADATIONS), dropout: float = 0.1) -> None:
+        super().__init__()
+        self.side = side
+        self.stats = StatsClassifier(hidden, classes=hidden, dropout=dropout)  # its last layer: a hidden one
+        self.trunk = ResNet(depth, width, in_channels=3, classes=0)
+        self.head = nn.Sequential(nn.GELU(), nn.Dropout(dropout),
+                                  nn.Linear(hidden + self.trunk.out_features, hidden), nn.GELU(),
+                                  nn.Linear(hidden, classes))
+
+    def forward(self, stats: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        if image.ndim != 4 or image.shape[1] != 3 or tuple(image.shape[2:]) != (self.side, self.side):
+            raise ValueError(f"StatsImageClassifier takes (N, 3, {self.side}, {self.side}) images, "
+                             f"got {tuple(image.shape)}")
+        image = image.float() / 255.0 if image.dtype == torch.uint8 else image.float()
+        return self.head(torch.cat([self.stats(stats), self.trunk(image)], dim=1))
+
+    def distance(self, stats: torch.Tensor) -> torch.Tensor:
+        """(N,) how far outside the training data the statistics lie (`StatsClassifier.distance`)."""
+        return self.stats.distance(stats)

@@ -52,9 +52,11 @@ class Classification:
         target = config["data"]["target"]
         self.heads = (target,) if target else tuple(LABELS)
 
-    def inputs(self, batch: Mapping[str, torch.Tensor], channels_last: bool = False) -> tuple[torch.Tensor]:
+    def inputs(self, batch: Mapping[str, torch.Tensor], channels_last: bool = False) -> tuple[torch.Tensor, ...]:
+        """(input,), or (statistics, image) for `stats_cnn`."""
         x = batch["input"]
-        return (x.contiguous(memory_format=torch.channels_last) if channels_last else x,)
+        x = x.contiguous(memory_format=torch.channels_last) if channels_last else x
+        return (x, batch["image"]) if "image" in batch else (x,)
 
     def logits(self, output: torch.Tensor | Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return dict(output) if isinstance(output, Mapping) else {self.heads[0]: output}
@@ -70,8 +72,8 @@ class Classification:
         model.eval()
         out: dict[str, list[np.ndarray]] = {head: [] for head in self.heads}
         for start in range(0, len(val["input"]), batch_size):
-            x = torch.from_numpy(val["input"][start : start + batch_size])
-            for head, z in self.logits(model(x)).items():
+            batch = {k: torch.from_numpy(val[k][start : start + batch_size]) for k in ("input", "image") if k in val}
+            for head, z in self.logits(model(*self.inputs(batch))).items():
                 out[head].append(z.argmax(1).numpy())
         model.train(was_training)
         return {head: np.concatenate(p) for head, p in out.items()}

@@ -20,7 +20,9 @@ Three views (`DataConf.view`):
   its statistics (`stats_mlp`): a random window of 70-100 % of each side, at most STATS_SIDE px
   of it at native resolution (noise and blocks survive), clean or degraded by a label's
   recipe from conf/degrade/single.yaml (`recipe.make_labelled`, what the benchmarks test
-  with), then `detector.measure` -> the (len(detector.FEATURES),) float32 input.
+  with), then `detector.measure` -> the (len(detector.FEATURES),) float32 input. With
+  `image_side` (for `stats_cnn`) also `image`: what the detector measured, as the classify
+  stage gives it (`detector.decision_image`, uint8 (3, image_side, image_side)).
 Degradations run on the image's own channels (a gray X-ray gets gray noise) before the
 sample becomes RGB float32 CHW in [0, 1].
 """
@@ -142,11 +144,11 @@ def _window_of_most(image: np.ndarray, rng: np.random.Generator, most: int | Non
     return image[:, ::-1] if rng.random() < 0.5 else image
 
 
-def stats_sample(picture: np.ndarray, rng: np.random.Generator, p_clean: float,
-                 augment: bool = True) -> tuple[np.ndarray, str, list[dict[str, Any]]]:
-    """The `stats` view: (statistics vector, label, applied steps)."""
+def stats_sample(picture: np.ndarray, rng: np.random.Generator, p_clean: float, augment: bool = True,
+                 image_side: int | None = None) -> tuple[np.ndarray, str, list[dict[str, Any]], np.ndarray | None]:
+    """The `stats` view: (statistics vector, label, applied steps, the picture input or None)."""
     from pipeline.degrade.recipe import make_labelled
-    from pipeline.enhance.detector import decision_input, measure
+    from pipeline.enhance.detector import decision_image, decision_input, measure
 
     image = _window_of_most(picture, rng, STATS_SIDE) if augment else picture[:STATS_SIDE, :STATS_SIDE]
     image = to_float(np.ascontiguousarray(image))
@@ -155,22 +157,25 @@ def stats_sample(picture: np.ndarray, rng: np.random.Generator, p_clean: float,
         label = DEGRADATIONS[1 + int(rng.integers(len(DEGRADATIONS) - 1))]
         image, applied = make_labelled(image, label, int(rng.integers(2**31)))
         image = to_float(image)
-    return decision_input(measure(image)), label, applied
+    view = decision_image(image, image_side) if image_side else None
+    return decision_input(measure(image)), label, applied, view
 
 
 def make_sample(images: Images, *, crop: int, steps: Sequence[Mapping[str, Any]], p_clean: float,
-                seed: int, index: int, augment: bool = True, view: str = "crop") -> dict[str, Any]:
+                seed: int, index: int, augment: bool = True, view: str = "crop",
+                image_side: int | None = None) -> dict[str, Any]:
     """Sample `index`: input (3, crop, crop) float32 in [0, 1] (the `stats` view: the detector's
-    statistics vector), domain and degradation (int64
+    statistics vector, and with `image_side` its picture input `image`), domain and degradation (int64
     indices into pipeline.labels DOMAINS / DEGRADATIONS) and the applied step (JSON-able)."""
     rng = np.random.default_rng([seed, index])
     domain = list(images)[int(rng.integers(len(images)))]
     folder = images[domain][int(rng.integers(len(images[domain])))]
     picture = folder[int(rng.integers(len(folder)))]
     if view == "stats":
-        stats, label, applied = stats_sample(picture, rng, p_clean, augment)
-        return {"input": stats, "domain": np.int64(DOMAINS.index(domain)),
-                "degradation": np.int64(DEGRADATIONS.index(label)), "applied": applied}
+        stats, label, applied, image = stats_sample(picture, rng, p_clean, augment, image_side)
+        out = {"input": stats, "domain": np.int64(DOMAINS.index(domain)),
+               "degradation": np.int64(DEGRADATIONS.index(label)), "applied": applied}
+        return out if image is None else {**out, "image": image}
     clean = window(picture, crop, rng, augment) if view == "crop" else whole(picture, rng, augment)
     image, applied = clean, []
     if rng.random() >= p_clean:
@@ -196,15 +201,21 @@ class SampleMaker:
 
     def __init__(self, urls: Mapping[str, Sequence[str]], *, crop: int, steps: Sequence[Mapping[str, Any]],
                  p_clean: float, seed: int, start: int = 0, augment: bool = True, view: str = "crop",
-                 options: Mapping[str, Any] | None = None) -> None:
+                 image_side: int | None = None, options: Mapping[str, Any] | None = None) -> None:
         self.images = load_domains(urls, options)
-        self.kwargs = dict(crop=crop, steps=list(steps), p_clean=p_clean, seed=seed, augment=augment, view=view)
+        self.kwargs = dict(crop=crop, steps=list(steps), p_clean=p_clean, seed=seed, augment=augment, view=view,
+                           image_side=image_side)
         self.start = start
 
     def __call__(self, batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         index = self.start + np.asarray(batch["id"], dtype=np.int64)
         made = [make_sample(self.images, index=int(i), **self.kwargs) for i in index]
-        return {"index": index, **{k: np.stack([m[k] for m in made]) for k in ("input", "domain", "degradation")}}
+        return {"index": index, **stacked(made)}
+
+
+def stacked(made: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
+    """The samples' arrays stacked: input, domain, degradation and (stats_cnn) image."""
+    return {k: np.stack([m[k] for m in made]) for k in ("input", "domain", "degradation", "image") if k in made[0]}
 
 
 def train_dataset(data: DataConf, urls: Mapping[str, Sequence[str]], *, start_epoch: int, epochs: int):
@@ -222,7 +233,8 @@ def train_dataset(data: DataConf, urls: Mapping[str, Sequence[str]], *, start_ep
     ids = ray.data.read_datasource(RangeDatasource(n=count, block_format="arrow", column_name="id"),
                                    num_cpus=data.num_cpus, override_num_blocks=max(1, -(-count // IDS_PER_BLOCK)))
     kwargs = dict(crop=data.crop, steps=steps, p_clean=data.p_clean, seed=data.seed,
-                  start=start_epoch * data.per_epoch, augment=data.augment, view=data.view)
+                  start=start_epoch * data.per_epoch, augment=data.augment, view=data.view,
+                  image_side=data.image_side)
     absolute = {domain: pairs.absolute(u) for domain, u in urls.items()}
     return ids.map_batches(SampleMaker, fn_constructor_args=(absolute,), fn_constructor_kwargs=kwargs,
                            batch_size=32, num_cpus=data.num_cpus, compute=ray.data.ActorPoolStrategy(size=1))
@@ -235,6 +247,7 @@ def validation_set(data: Mapping[str, Any], val: Mapping[str, Sequence[str]]) ->
     """
     images = load_domains({d: pairs.absolute(u) for d, u in val.items()})
     made = [make_sample(images, crop=data["crop"], steps=data["steps"], p_clean=data["p_clean"],
-                        augment=data["augment"], view=data["view"], seed=data["seed"] + VAL_SEED_OFFSET, index=i)
+                        augment=data["augment"], view=data["view"], image_side=data["image_side"],
+                        seed=data["seed"] + VAL_SEED_OFFSET, index=i)
             for i in range(data["val_count"])]
-    return {k: np.stack([m[k] for m in made]) for k in ("input", "domain", "degradation")}
+    return stacked(made)

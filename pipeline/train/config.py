@@ -7,6 +7,7 @@ keys fail at start-up with the valid ones listed (pipeline.config).
 
 from __future__ import annotations
 
+import inspect
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -18,11 +19,14 @@ from pipeline.degrade import RETURNS_MASK
 from pipeline.degrade.recipe import Step
 from pipeline.labels import DEGRADATIONS, DOMAINS
 from pipeline.models import MODELS, spec
+from pipeline.models.classifier import StatsImageClassifier
 
 TRAIN_CONF_DIR = CONF_DIR / "train"
 # Benchmarks report on these: never train or validate on them.
 TEST_SETS = ("BSD68", "Set12", "CBSD68", "Set5", "Set14")
 DEFAULT_STORAGE = "~/.cache/imgenhance/train"
+# Learned degradation decisions on the statistics detector's measurements (data.view stats).
+STATS_MODELS = ("stats_mlp", "stats_cnn")
 
 
 class ModelConf(Strict):
@@ -77,6 +81,9 @@ class DataConf(Strict):
     classify stage gives it) or the statistics detector's measurements of the picture
     (`stats`: for `stats_mlp`, degraded by the single-degradation recipes instead of
     `steps`); pipeline/train/classify_data.py."""
+    image_side: int | None = Field(None, ge=16)
+    """`stats` view for `stats_cnn`: side of the picture input beside the statistics
+    (`detector.decision_image`); must equal the model's `side`."""
     channels: Literal[1, 3] = 1
     crop: int = Field(64, ge=8)
     """Side of the clean (target) crop."""
@@ -241,15 +248,21 @@ class TrainJobConfig(Strict):
             raise ValueError(f"model {self.model.name} learns from data.domains (not clean/val/fallback)")
         if any(step.kind == "downscale" for step in data.steps):
             raise ValueError("classifier crops keep their size: use upscale_back, not downscale")
-        single = self.model.name in ("resnet_single", "stats_mlp")
+        single = self.model.name in ("resnet_single", *STATS_MODELS)
         if single != (data.target is not None):
-            raise ValueError("data.target (domain or degradation) is required by resnet_single and "
-                             "stats_mlp, and only by them")
-        if (self.model.name == "stats_mlp") != (data.view == "stats"):
-            raise ValueError("data.view stats (the detector's statistics) is for stats_mlp, and stats_mlp "
-                             "needs it")
+            raise ValueError("data.target (domain or degradation) is required by resnet_single, "
+                             "stats_mlp and stats_cnn, and only by them")
+        if (self.model.name in STATS_MODELS) != (data.view == "stats"):
+            raise ValueError("data.view stats (the detector's statistics) is for stats_mlp and stats_cnn, "
+                             "and they need it")
         if data.view == "stats" and data.target != "degradation":
-            raise ValueError("stats_mlp learns data.target degradation (statistics do not tell domains)")
+            raise ValueError(f"{self.model.name} learns data.target degradation (statistics do not tell domains)")
+        if self.model.name == "stats_cnn":
+            side = self.model.params.get("side", inspect.signature(StatsImageClassifier).parameters["side"].default)
+            if data.image_side != side:
+                raise ValueError(f"stats_cnn: data.image_side ({data.image_side}) must equal model.params.side ({side})")
+        elif data.image_side is not None:
+            raise ValueError("data.image_side is the picture input of stats_cnn only")
         if single:
             labels = DOMAINS if data.target == "domain" else DEGRADATIONS
             classes = self.model.params.get("classes", len(DEGRADATIONS))

@@ -24,7 +24,7 @@ VAL_SEED_OFFSET = 1_000_003
 
 
 def _is_name(source: str) -> bool:
-    return "://" not in source and not source.startswith((pairs.SKIMAGE, pairs.MNIST, "/", "~", "."))
+    return "://" not in source and not source.startswith((pairs.SKIMAGE, pairs.MNIST, pairs.PAGES, "/", "~", "."))
 
 
 def resolve(sources: Sequence[str]) -> list[str] | None:
