@@ -66,6 +66,9 @@ class ClassifyConf(Strict):
     """Used when the registry cannot answer `domain_model`'s alias (no tracking store)."""
     domain_side: int = Field(128, ge=16)
     """Side of the squeezed copy the domain model sees (its training `crop`)."""
+    domain_views: int = Field(1, ge=1, le=6)
+    """Views of the picture whose probabilities the domain model averages: the whole picture,
+    its mirror image, then 85 % windows at the corners (`pipeline.enhance.classify.domain_views`)."""
     domain_min_score: float = Field(0.0, ge=0, le=1)
     """Below this probability the domain is 'unknown' (the `classifier` benchmark suite
     tables accuracy and coverage against it)."""

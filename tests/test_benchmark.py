@@ -209,12 +209,15 @@ def test_classifier_suite_scores_the_classify_stage_per_class(tmp_path, monkeypa
 
     model, learned = _saved(tmp_path, bias_to="satellite"), _saved_degradation(tmp_path, "clean")
     conf = {"output": str(tmp_path / "bench"), "suites": {"classifier": {
-        "train_config": str(tmp_path / "t.yaml"), "models": [model, learned], "degraded": 2, "side": 64}}}
+        "train_config": str(tmp_path / "t.yaml"), "models": [model, learned], "degraded": 2, "side": 64,
+        "domain_views": [1, 3]}}}
     (tmp_path / "b.yaml").write_text(yaml.safe_dump(conf))
     assert benchmark.main(_args("classifier", tmp_path / "b.yaml", tmp_path / "B.md")) == 0
     everything = pq.read_table(tmp_path / "bench" / "classifier.parquet").to_pandas()
     table, said = everything[everything.model == model], everything[everything.model == learned]
     assert len(table) == 4 * 3 and (table.degradation == "clean").sum() == 4
+    voted = everything[everything.model == f"{model} (3 views)"]  # the same model voting over 3 views
+    assert list(voted.image) == list(table.image) and set(voted.predicted_domain) == {"satellite"}
     assert set(table.predicted_domain) == {"satellite"} and set(table.predicted_degradation) <= set(DEGRADATIONS)
     # The learned decision that always says clean: right on the 4 clean examples only, on the same examples.
     assert len(said) == 12 and set(said.predicted_degradation) == {"clean"} and said.degradation_correct.sum() == 4

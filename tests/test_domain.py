@@ -68,3 +68,30 @@ def test_pinning_falls_back_and_refuses_what_cannot_load(tmp_path, monkeypatch):
     config, routes = load_enhance_config(None, [f"classify.domain_model={tmp_path / 'missing.pt'}"])
     with pytest.raises(ValueError, match="classify.domain_model"):
         flow.check(config, routes)  # the job's driver-side check, before Ray starts
+
+
+def test_voting_averages_the_whole_picture_its_mirror_and_corner_windows(tmp_path):
+    from pipeline.enhance.classify import domain_views
+    from pipeline.imageops import thumbnail
+
+    image = np.random.default_rng(2).random((500, 900, 3), dtype=np.float32) * 0.1 + 0.9
+    image[:60, :110] = 0.0  # a black patch that only the top-left window holds (the others start at 15 %)
+    views = domain_views(image, 32, 6)
+    assert views.shape == (6, 32, 32, 3)
+    np.testing.assert_array_equal(views[0], thumbnail(image, 32))
+    np.testing.assert_array_equal(views[1], views[0][:, ::-1])
+    dark = [float(v.mean()) for v in views[2:]]
+    assert dark[0] < 0.94 < min(dark[1:])  # corners in order: top-left first
+    assert domain_views(image[:, :, :1], 32, 3).shape == (3, 32, 32, 1)
+    torch.manual_seed(1)
+    path = _saved(tmp_path)  # random weights: the views disagree
+    one, six = DomainModel(path, side=32), DomainModel(path, side=32, views=6)
+    with torch.inference_mode():
+        p = torch.softmax(one.net(torch.from_numpy(views.transpose(0, 3, 1, 2).copy())), dim=1)
+    best = int(p.mean(0).argmax())
+    assert six.predict(image) == (DOMAINS[best], round(float(p.mean(0)[best]), 4))
+    assert one.predict(image)[1] == round(float(p[0].max()), 4)
+    with pytest.raises(ValueError, match="1 to 6"):
+        DomainModel(path, views=7)
+    config, _ = load_enhance_config(None, ["classify.domain_views=4"])
+    assert flow.classify_kwargs(config.classify)["views"] == 4

@@ -60,25 +60,34 @@ def examples(pictures: dict[str, list[str]], degraded: int, seed: int, limit: in
                 yield path, domain, label, to_float(image)
 
 
-def load_model(ref: str, side: int) -> DomainModel | DegradationModel:
-    """A domain model (whole picture -> domain) or a learned degradation decision (the
-    detector's statistics -> label), by the architecture its weights name."""
+def load_models(ref: str, side: int, views: list[int]) -> list[DomainModel | DegradationModel]:
+    """A domain model (whole picture -> domain), once per count of `views` it votes over, or
+    a learned degradation decision (the detector's statistics -> label), by the architecture
+    its weights name."""
     from pipeline.enhance.learned import resolve
     from pipeline.models.weights import read_meta
 
     path, _ = resolve(ref)
     if read_meta(path)["name"] in ("stats_mlp", "stats_cnn"):
-        return DegradationModel(ref, threads=2)
-    return DomainModel(ref, side, threads=2)
+        return [DegradationModel(ref, threads=2)]
+    return [DomainModel(ref, side, threads=2, views=n) for n in views]
+
+
+def model_name(model: DomainModel | DegradationModel) -> str:
+    """The model's name in rows and tables: its reference, and its views when it votes."""
+    views = getattr(model, "views", 1)
+    return model.ref if views == 1 else f"{model.ref} ({views} views)"
 
 
 def run(conf: dict, seed: int) -> list[dict]:
     """Suite entry: conf names `train_config` (whose held-out split is used), `models` (domain
     models and learned degradation decisions), `degraded` draws per picture and an optional
-    `limit` per domain. A domain model's rows carry the detector's label as `predicted_degradation`;
+    `limit` per domain; `domain_views` (default [1]) the view counts each domain model is run
+    with (`classify.domain_views`). A domain model's rows carry the detector's label as `predicted_degradation`;
     a degradation model's rows carry its own (and the detector's as `detector_degradation`)."""
     pictures = held_out(conf["train_config"])
-    models = [load_model(ref, int(conf.get("side", 128))) for ref in conf["models"]]
+    views = [int(n) for n in conf.get("domain_views", [1])]
+    models = [m for ref in conf["models"] for m in load_models(ref, int(conf.get("side", 128)), views)]
     rows = []
     for path, domain, label, image in examples(pictures, int(conf.get("degraded", 2)), seed, conf.get("limit")):
         started = time.perf_counter()
@@ -91,12 +100,12 @@ def run(conf: dict, seed: int) -> list[dict]:
             started = time.perf_counter()
             if isinstance(model, DegradationModel):
                 said, scores, by = decide(detection, model, image)  # as the classify stage decides
-                rows.append({"model": model.ref, **common, "predicted_degradation": said, "decided_by": by,
+                rows.append({"model": model_name(model), **common, "predicted_degradation": said, "decided_by": by,
                              "degradation_score": scores[said], "degradation_correct": float(said == label),
                              "degradation_ms": (time.perf_counter() - started) * 1e3})
                 continue
             predicted, score = model.predict(image)
-            rows.append({"model": model.ref, **common, "predicted_domain": predicted, "domain_score": score,
+            rows.append({"model": model_name(model), **common, "predicted_domain": predicted, "domain_score": score,
                          "domain_correct": float(predicted == domain), "predicted_degradation": detection.degradation,
                          "domain_ms": (time.perf_counter() - started) * 1e3})
     keys = {k: None for row in rows for k in row}  # one schema: Arrow takes the first row's keys

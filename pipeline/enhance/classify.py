@@ -58,13 +58,46 @@ def decide(detection: Detection, degradations: "DegradationModel | None", image:
     return max(scores, key=scores.get), scores, "learned"
 
 
+VIEW_WORK_SIDE = 384
+"""Multi-view voting: windows are cut from the picture area-reduced to at most this side (as
+the training's `whole` view works at classify_data.WORK_SIDE)."""
+VIEW_WINDOW = 0.85
+"""Multi-view voting: a window's share of each side."""
+
+
+def domain_views(image: np.ndarray, side: int, count: int) -> np.ndarray:
+    """`count` (1-6) squeezed copies (count, side, side, C): the whole picture, its mirror
+    image, then windows of 85 % of each side at the four corners. Training saw windows of
+    70-100 % of each side, mirrored half of the time, so every view is one it was trained on."""
+    views = [thumbnail(image, side)]
+    if count > 1:
+        views.append(views[0][:, ::-1])
+    if count > 2:
+        h, w = image.shape[:2]
+        scale = min(1.0, VIEW_WORK_SIDE / max(h, w))
+        small = thumbnail_to(image, max(1, round(w * scale)), max(1, round(h * scale))) if scale < 1 else image
+        h, w = small.shape[:2]
+        wh, ww = max(1, round(h * VIEW_WINDOW)), max(1, round(w * VIEW_WINDOW))
+        for top, left in ((0, 0), (0, w - ww), (h - wh, 0), (h - wh, w - ww))[: count - 2]:
+            views.append(thumbnail(small[top : top + wh, left : left + ww], side))
+    return np.stack(views)
+
+
+def thumbnail_to(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    import cv2
+
+    out = cv2.resize(np.ascontiguousarray(image), (width, height), interpolation=cv2.INTER_AREA)
+    return out[:, :, None] if out.ndim == 2 else out
+
+
 class DomainModel:
     """A whole-image domain classifier (a 4-way `resnet_single` of the zoo): picture ->
     thumbnail of `side` x `side` -> (domain, softmax probability). The classify stage calls a
-    domain below `min_score` 'unknown'."""
+    domain below `min_score` 'unknown'. With `views` > 1 it averages the probabilities of
+    several views of the picture (`domain_views`)."""
 
     def __init__(self, ref: str, side: int = 128, threads: int = 1, tracking_uri: str | None = None,
-                 min_score: float = 0.0) -> None:
+                 min_score: float = 0.0, views: int = 1) -> None:
         import torch
 
         from pipeline.enhance.learned import resolve
@@ -73,7 +106,9 @@ class DomainModel:
         torch.set_num_threads(max(1, threads))
         path, self.ref = resolve(ref, tracking_uri)
         self.net = load_weights(path).eval()
-        self.side, self.min_score = side, min_score
+        if not 1 <= views <= 6:
+            raise ValueError(f"domain views: 1 to 6, got {views}")
+        self.side, self.min_score, self.views = side, min_score, views
         classes = self.net(torch.zeros(1, 3, side, side)).shape[-1]
         if classes != len(DOMAINS):
             raise ValueError(f"{ref}: a domain model has {len(DOMAINS)} outputs ({', '.join(DOMAINS)}), this one {classes}")
@@ -82,10 +117,10 @@ class DomainModel:
         """Float (H, W, C) in [0, 1] -> (domain, probability)."""
         import torch
 
-        small = thumbnail(image, self.side)
-        small = np.repeat(small, 3, axis=2) if small.shape[2] == 1 else small
+        small = domain_views(image, self.side, self.views)
+        small = np.repeat(small, 3, axis=3) if small.shape[3] == 1 else small
         with torch.inference_mode():
-            p = torch.softmax(self.net(torch.from_numpy(small.transpose(2, 0, 1).copy())[None]), dim=1)[0]
+            p = torch.softmax(self.net(torch.from_numpy(small.transpose(0, 3, 1, 2).copy())), dim=1).mean(dim=0)
         best = int(p.argmax())
         return DOMAINS[best], round(float(p[best]), 4)
 
@@ -143,9 +178,9 @@ class Classify:
 
     def __init__(self, max_side: int, domain_model: str | None = None, side: int = 128, threads: int = 1,
                  min_score: float = 0.0, tracking_uri: str | None = None,
-                 degradation_model: str | None = None, max_z: float = 10.0) -> None:
+                 degradation_model: str | None = None, max_z: float = 10.0, views: int = 1) -> None:
         self.max_side = max_side
-        self.domains = (DomainModel(domain_model, side, threads, tracking_uri, min_score=min_score)
+        self.domains = (DomainModel(domain_model, side, threads, tracking_uri, min_score=min_score, views=views)
                         if domain_model else None)
         self.degradations = (DegradationModel(degradation_model, threads, tracking_uri, max_z)
                              if degradation_model else None)

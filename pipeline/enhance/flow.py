@@ -106,7 +106,7 @@ def classify_kwargs(conf: ClassifyConf) -> dict:
     """`Classify`'s constructor arguments for a (pinned) classify config."""
     kwargs = {"max_side": conf.max_side, "domain_model": conf.domain_model, "side": conf.domain_side,
               "min_score": conf.domain_min_score, "degradation_model": conf.degradation_model,
-              "max_z": conf.degradation_max_z}
+              "max_z": conf.degradation_max_z, "views": conf.domain_views}
     if any(ref and ref.startswith("models:/") for ref in (conf.domain_model, conf.degradation_model)):
         from pipeline.tracking import tracking_uri
 
