@@ -26,7 +26,7 @@ CHAMPION = "champion"
 # Row columns that do not name a suite setting (the classifier suite's predictions and the
 # true degradation of its examples included: its per-setting table is per true domain).
 NOT_SETTINGS = {"model", "image", "version", "height", "width", "degradation", "predicted_domain",
-                "predicted_degradation", "detector_degradation", "decided_by"}
+                "predicted_degradation", "detector_degradation", "decided_by", "sees_picture"}
 
 
 class Metric(Strict):

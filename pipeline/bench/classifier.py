@@ -100,7 +100,8 @@ def run(conf: dict, seed: int) -> list[dict]:
             started = time.perf_counter()
             if isinstance(model, DegradationModel):
                 said, scores, by = decide(detection, model, image)  # as the classify stage decides
-                rows.append({"model": model_name(model), **common, "predicted_degradation": said, "decided_by": by,
+                rows.append({"model": model_name(model), **common, "sees_picture": bool(model.side),
+                             "predicted_degradation": said, "decided_by": by,
                              "degradation_score": scores[said], "degradation_correct": float(said == label),
                              "degradation_ms": (time.perf_counter() - started) * 1e3})
                 continue
@@ -147,7 +148,8 @@ def _learned_degradation(model: str, rows: list[dict]) -> list[str]:
     true, said = [r["degradation"] for r in rows], [r["predicted_degradation"] for r in rows]
     rules = accuracy(true, [r["detector_degradation"] for r in rows])
     deferred = sum(r["decided_by"] == "rules" for r in rows)
-    lines = [f"**Degradation, learned decision `{model}`** (on the detector's statistics and rule scores): "
+    inputs = "statistics, rule scores and the picture" if rows[0].get("sees_picture") else "statistics and rule scores"
+    lines = [f"**Degradation, learned decision `{model}`** (on the detector's {inputs}): "
              f"accuracy {accuracy(true, said):.3f} on {len(rows)} examples (the detector's rules: {rules:.3f} on the "
              f"same); {deferred} examples lay outside its training data and went to the rules. "
              f"Median {np.median([r['degradation_ms'] for r in rows]):.2f} ms per picture after the detector.", ""]
