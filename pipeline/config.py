@@ -52,7 +52,8 @@ class ClassifyConf(Strict):
     """The detector measures full-resolution crops of at most this side."""
     degradation_model: str | None = None
     """Model reference of the learned degradation decision (a `stats_mlp` on the detector's
-    statistics); null: the detector's hand-set rules decide. Pinned on the driver."""
+    statistics, or a `stats_cnn` on them and the picture); null: the detector's hand-set rules
+    decide. Pinned on the driver."""
     degradation_fallback: str | None = None
     """Used when the registry cannot answer `degradation_model`'s alias (no tracking store)."""
     degradation_max_z: float = Field(10.0, gt=0)

@@ -2,9 +2,11 @@
 
 The statistics-based detector (`pipeline.enhance.detector`) measures every image; its
 measurements travel on as `detector_stats`, the enhancers' hints. The degradation is decided
-on them by the learned decision (`classify.degradation_model`, a `stats_mlp` trained by
-conf/train/degradation_classifier.yaml: `degradation_score` and `detector_scores` are then its
-probabilities) or, without one, by the detector's hand-set rules (their scores). The domain comes from the
+on them by the learned decision (`classify.degradation_model`: a `stats_cnn`, trained by
+conf/train/degradation_cnn.yaml, also sees the picture (`detector.decision_image`); a
+`stats_mlp`, conf/train/degradation_classifier.yaml, the statistics alone; `degradation_score`
+and `detector_scores` are then its probabilities) or, without one, by the detector's
+hand-set rules (their scores). The domain comes from the
 learned whole-image classifier (`classify.domain_model`, trained by
 conf/train/domain_classifier.yaml) on a small squeezed copy of the picture
 (`imageops.thumbnail`), never the full image. Below `classify.domain_min_score` (its
