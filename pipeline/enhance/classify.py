@@ -21,7 +21,7 @@ import json
 import numpy as np
 import pyarrow as pa
 
-from pipeline.enhance.detector import FEATURES, Detection, decision_image, decision_input, detect
+from pipeline.enhance.detector import FEATURES, Detection, decision_image, decision_input, detect, downscaled
 from pipeline.enhance.rows import map_rows, pixels_of
 from pipeline.imageops import split_alpha, thumbnail, to_float
 from pipeline.labels import DEGRADATIONS, DOMAINS, UNKNOWN_DOMAIN
@@ -75,21 +75,12 @@ def domain_views(image: np.ndarray, side: int, count: int) -> np.ndarray:
     if count > 1:
         views.append(views[0][:, ::-1])
     if count > 2:
-        h, w = image.shape[:2]
-        scale = min(1.0, VIEW_WORK_SIDE / max(h, w))
-        small = thumbnail_to(image, max(1, round(w * scale)), max(1, round(h * scale))) if scale < 1 else image
+        small = downscaled(image, VIEW_WORK_SIDE)
         h, w = small.shape[:2]
         wh, ww = max(1, round(h * VIEW_WINDOW)), max(1, round(w * VIEW_WINDOW))
         for top, left in ((0, 0), (0, w - ww), (h - wh, 0), (h - wh, w - ww))[: count - 2]:
             views.append(thumbnail(small[top : top + wh, left : left + ww], side))
     return np.stack(views)
-
-
-def thumbnail_to(image: np.ndarray, width: int, height: int) -> np.ndarray:
-    import cv2
-
-    out = cv2.resize(np.ascontiguousarray(image), (width, height), interpolation=cv2.INTER_AREA)
-    return out[:, :, None] if out.ndim == 2 else out
 
 
 class DomainModel:
@@ -161,15 +152,13 @@ class DegradationModel:
         which a `stats_cnn` needs."""
         import torch
 
+        if self.side and image is None:
+            raise ValueError(f"{self.ref} decides on the picture too: pass the image")
         x = torch.from_numpy(decision_input(stats, rule_scores))[None]
-        inputs = (x,)
-        if self.side:
-            if image is None:
-                raise ValueError(f"{self.ref} decides on the picture too: pass the image")
-            inputs += (torch.from_numpy(decision_image(image, self.side, max_side))[None],)
         with torch.inference_mode():
             if float(self.net.distance(x)[0]) > self.max_z:
-                return None
+                return None  # before the picture is cut: the rules decide
+            inputs = (x, torch.from_numpy(decision_image(image, self.side, max_side))[None]) if self.side else (x,)
             p = torch.softmax(self.net(*inputs), dim=1)[0]
         return {label: float(p[i]) for i, label in enumerate(DEGRADATIONS)}
 
