@@ -129,3 +129,7 @@ def test_synthetic_pages_are_numbered_documents():
     for bad in ("pages:", "pages:[3:]"):
         with pytest.raises(ValueError, match="first:stop"):
             pairs.expand([bad])
+    from pipeline.train.data import resolve
+
+    assert resolve(["pages:[0:3]"]) == ["pages:[0:3]"]  # not a dataset name under the data root
+    assert pairs.absolute(["pages:#4"]) == ["pages:#4"]  # nor a local path for the actors
