@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 import scipy.fft
 
-from pipeline.imageops import luminance
+from pipeline.imageops import luminance, thumbnail
 from pipeline.labels import DEGRADATIONS
 from pipeline.metrics.noref import noise_sigma
 
@@ -523,13 +523,11 @@ def decision_input(stats: dict[str, float], scores: dict[str, float] | None = No
 def decision_image(image: np.ndarray, side: int, max_side: int = 512) -> np.ndarray:
     """The picture input of a learned decision that looks at pixels (`stats_cnn`): the central
     crop the statistics are measured on (at most max_side x max_side, native resolution),
-    resized to side x side (area-averaged down, bilinear up), as uint8 (3, side, side)."""
+    squeezed to side x side as the domain model's input is (`imageops.thumbnail`), as uint8
+    (3, side, side)."""
     if image.ndim == 2:
         image = image[:, :, None]
-    crop = np.ascontiguousarray(center_crop(image, max_side), dtype=np.float32)
-    shrink = max(crop.shape[:2]) > side
-    out = cv2.resize(crop, (side, side), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-    out = out.reshape(side, side, -1)
+    out = thumbnail(np.asarray(center_crop(image, max_side), dtype=np.float32), side)
     out = np.repeat(out, 3, axis=2) if out.shape[2] == 1 else out
     return np.clip(out * 255.0 + 0.5, 0, 255).astype(np.uint8).transpose(2, 0, 1).copy()
 
