@@ -1,6 +1,7 @@
 import argparse
 import numpy as np
 
+import pytest
 import pyarrow.parquet as pq
 import yaml
 
@@ -169,6 +170,10 @@ def test_restore_suites_measure_real_and_synthetic_pairs(tmp_path, monkeypatch):
     assert [r["model"] for r in dark][:2] == [restore.INPUT, "classical:lowlight"]
     assert len(dark) == 3 and dark[2]["model"].startswith("bundled:mirnet_lowlight")  # pinned by digest
     assert "low_light() on Clean" in restore.summarize(pa.Table.from_pylist(rows))
+    held = restore.run({"cases": [{"name": "held", "pairs": "Pairs", "stems": ["chelsea"]}], "models": []}, 0)
+    assert [r["image"] for r in held] == ["chelsea"] and held[0]["setting"] == "real pairs: Pairs (1 held out)"
+    with pytest.raises(FileNotFoundError, match="alone"):  # an input without target is no pair
+        restore.real_pairs("Pairs", ["chelsea", "alone"])
 
 
 def test_denoise_color_keeps_three_channels_and_prints_the_cbsd68_table(tmp_path, monkeypatch):

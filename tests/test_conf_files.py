@@ -59,3 +59,18 @@ def test_validator_rejects_a_stray_key(rel, tmp_path):
 def test_every_conf_file_is_found():
     assert {"enhance.yaml", "routes.yaml", "benchmarks.yaml"} <= set(FILES)
     assert any(f.startswith("train/") for f in FILES) and any(f.startswith("degrade/") for f in FILES)
+
+
+def test_derain_scores_only_the_rain100l_pairs_no_model_trains_on():
+    """The derain suite's held-out Rain100L stems and the weather fine-tune's real pairs split
+    the set: none shared, and none of the pairs whose backgrounds are CBSD68 pictures trained on."""
+    from pipeline.degrade import pairs
+    from pipeline.train.data import real_sources
+    from tests.conftest import require_dataset
+
+    require_dataset("rain100L_streaks")
+    (case,) = [c for c in load_config(CONF_DIR / "benchmarks.yaml")["suites"]["derain"]["cases"] if c["name"] == "rain100L"]
+    held = {str(s) for s in case["stems"]}
+    trained = {Path(p).stem for p in pairs.expand(real_sources(load_train_config("attentive_gan_rain100l").data))}
+    assert trained and not held & trained
+    assert {"4", "19", "22", "34", "40", "67", "79"} <= held  # CBSD68 scenes (rain100L_streaks/SOURCE.md)

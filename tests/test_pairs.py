@@ -133,3 +133,31 @@ def test_synthetic_pages_are_numbered_documents():
 
     assert resolve(["pages:[0:3]"]) == ["pages:[0:3]"]  # not a dataset name under the data root
     assert pairs.absolute(["pages:#4"]) == ["pages:#4"]  # nor a local path for the actors
+
+
+
+def test_real_pairs_cut_one_window_from_input_and_target(tmp_path):
+    """A real pair's input is the same-named file of the sibling input/ folder; both halves of a
+    crop come from one window with one flip/rotation, a share p_real of the pairs is real, and
+    without real pairs the synthetic pairs do not change."""
+    clean = small("coffee", 80)
+    for folder, image in (("target", clean), ("input", clean // 2)):  # input: a pixelwise map of the target
+        (tmp_path / "Rain" / folder).mkdir(parents=True)
+        (tmp_path / "Rain" / folder / "1.png").write_bytes(png_bytes(image))
+    real = pairs.load_real([str(tmp_path / "Rain" / "target")], channels=3)
+    assert len(real) == 1 and real[0].shape == (80, 80, 6)
+    colour = [small("astronaut", 96)]
+    made = [pairs.make_pair(colour, crop=32, steps=NOISE, seed=1, index=i, real=real, p_real=0.5) for i in range(200)]
+    cut = [m for m in made if json.loads(m["labels"]) == [{"kind": "real"}]]
+    assert 0.4 < len(cut) / len(made) < 0.6
+    for m in cut:  # same window and transform: the input is still half the target, pixel by pixel
+        target, degraded = (np.rint(m[k] * 255).astype(np.uint8) for k in ("target", "input"))
+        np.testing.assert_array_equal(degraded, target // 2)
+    assert len({m["target"].tobytes() for m in cut}) == len(cut)  # and the windows vary
+    synthetic = pairs.make_pair(colour, crop=32, steps=NOISE, seed=1, index=7)
+    unused = pairs.make_pair(colour, crop=32, steps=NOISE, seed=1, index=7, real=(), p_real=0.5)
+    np.testing.assert_array_equal(synthetic["input"], unused["input"])
+    (tmp_path / "Odd").mkdir()
+    (tmp_path / "Odd" / "1.png").write_bytes(png_bytes(clean))
+    with pytest.raises(ValueError, match="target/"):
+        pairs.load_real([str(tmp_path / "Odd")], channels=3)

@@ -38,6 +38,9 @@ def test_every_train_config_validates():
     ("data.steps=[{kind: gaussian_blurr}]", "unknown degradation"),
     ("name=my run", "run name"),
     ("model.name=inpaint;data.channels=3", "needs hole masks"),
+    ("data.p_real=0.5", "go together"),
+    ("data.real_pairs=[rain100L_streaks/target]", "go together"),
+    ("data.real_pairs=[CBSD68/target];data.p_real=0.5", "test set CBSD68"),
 ])
 def test_bad_configs_fail_with_the_reason(override, message):
     with pytest.raises(ConfigError, match=message):
@@ -54,6 +57,13 @@ def test_missing_shared_data_falls_back_and_overlap_is_refused(monkeypatch, tmp_
     for i in range(3):
         (tmp_path / f"{i}.png").write_bytes(png_bytes(small("camera", 32)))
     config = load_train_config(SMOKE, [f"data.clean=['{tmp_path}']", f"data.val=['{tmp_path}[2:]']"])
+    with pytest.raises(ValueError, match="also training images"):
+        sources(config.data)
+    (tmp_path / "Rain" / "target").mkdir(parents=True)  # real pairs count as training images too
+    (tmp_path / "Rain" / "target" / "0.png").write_bytes(png_bytes(small("camera", 32)))
+    monkeypatch.setenv("IMGENHANCE_DATA", str(tmp_path))
+    config = load_train_config(SMOKE, ["data.clean=['0.png']", "data.val=['Rain/target']",
+                                       "data.real_pairs=['Rain/target']", "data.p_real=0.5"])
     with pytest.raises(ValueError, match="also training images"):
         sources(config.data)
 

@@ -151,6 +151,7 @@ def test_sources_refuse_an_image_in_two_domains_or_splits(tmp_path, monkeypatch)
      "picture input of stats_cnn only"),
     (["model.name=stats_cnn", "model.params={side: 64}", "data.target=degradation", "data.view=stats"],
      "data.image_side \\(None\\) must equal model.params.side \\(64\\)"),
+    (["data.real_pairs=[rain100L_streaks/target]", "data.p_real=0.5"], "not clean/val/fallback/real_pairs"),
 ])
 def test_bad_classifier_configs_fail_with_the_reason(overrides, message):
     with pytest.raises(ConfigError, match=message):

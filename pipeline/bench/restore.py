@@ -1,7 +1,7 @@
 """Suites `derain`, `weather-synthetic` and `lowlight`: restoration on degraded/clean pairs.
 
 A case is either real pairs (`pairs: <dataset>` with `input/` and `target/` files of the same
-stem, e.g. Rain100L) or synthetic ones (`dataset` + `degrade: {kind, params}`: the project's
+stem, e.g. Rain100L; `stems: [...]` keeps the pairs held out from training) or synthetic ones (`dataset` + `degrade: {kind, params}`: the project's
 degradation, seeded per image, on held-out clean images; `count` caps the images). Every
 case measures the degraded input itself and each entry of `models` (classical enhancer
 names, `passthrough`, or model references) with PSNR and SSIM on RGB and PSNR on Y
@@ -28,12 +28,17 @@ def _rgb(image: np.ndarray) -> np.ndarray:
     return to_float(to_channels(image, 3))
 
 
-def real_pairs(name: str) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """(stem, degraded, clean) float RGB of a dataset with input/ and target/ folders."""
+def real_pairs(name: str, stems: list | None = None) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(stem, degraded, clean) float RGB of a dataset with input/ and target/ folders; only the
+    listed `stems` (file names without extension) when given: the pairs no model trained on."""
     targets = {p.stem: p for p in datasets.images(f"{name}/target")}
+    wanted = None if stems is None else {str(s) for s in stems}
+    missing = sorted((wanted or set()) - set(targets))
+    if missing:
+        raise FileNotFoundError(f"{name}: no target for stems {missing}")
     pairs = []
     for path in datasets.images(f"{name}/input"):
-        if path.stem in targets:
+        if path.stem in targets and (wanted is None or path.stem in wanted):
             pairs.append((path.stem, _rgb(load_image(path)), _rgb(load_image(targets[path.stem]))))
     if not pairs:
         raise FileNotFoundError(f"{name}: no input/target files with the same stem")
@@ -52,7 +57,8 @@ def synthetic_pairs(dataset: str, degrade: dict, count: int | None, seed: int) -
 
 def _setting(case: dict) -> str:
     if "pairs" in case:
-        return f"real pairs: {case['pairs']}"
+        some = f" ({len(case['stems'])} held out)" if case.get("stems") else ""
+        return f"real pairs: {case['pairs']}{some}"
     params = ", ".join(f"{k}={v}" for k, v in case["degrade"].get("params", {}).items())
     return f"{case['degrade']['kind']}({params}) on {case['dataset']}"
 
@@ -67,7 +73,7 @@ def run(conf: dict, seed: int) -> list[dict]:
     enhancers = enhancers_by_label(conf.get("models", []), conf.get("tracking_uri"))
     rows = []
     for case in conf["cases"]:
-        pairs = (real_pairs(case["pairs"]) if "pairs" in case
+        pairs = (real_pairs(case["pairs"], case.get("stems")) if "pairs" in case
                  else synthetic_pairs(case["dataset"], case["degrade"], case.get("count"), seed))
         named = {INPUT: None, **{m: e for m, e in enhancers.items() if _measures(case, m)}}
         for image, degraded, clean in pairs:

@@ -180,6 +180,29 @@ def load_clean(urls: Sequence[str], channels: int, options: Mapping[str, Any] | 
     return [to_channels(_read(u, options), channels) for u in expand(urls, options)]
 
 
+def input_of(target: str) -> str:
+    """The degraded file of a real pair's clean `target`: same name in the sibling `input/` folder
+    (Rain100L's layout: `input/N.png` rainy, `target/N.png` clean)."""
+    folder, _, name = target.rpartition("/")
+    parent, _, last = folder.rpartition("/")
+    if last != "target":
+        raise ValueError(f"{target}: a real pair's target must lie in a folder named target/")
+    return f"{parent}/input/{name}"
+
+
+def load_real(targets: Sequence[str], channels: int, options: Mapping[str, Any] | None = None) -> list[np.ndarray]:
+    """Real pairs as (H, W, 2 * channels) arrays: the degraded input's channels, then the clean
+    target's, so one crop and one flip/rotation cut both."""
+    out = []
+    for target in expand(targets, options):
+        degraded, clean = (to_channels(_read(u, options), channels) for u in (input_of(target), target))
+        if degraded.shape != clean.shape or degraded.dtype != clean.dtype:
+            raise ValueError(f"{target}: input {degraded.shape} {degraded.dtype} and target "
+                             f"{clean.shape} {clean.dtype} differ")
+        out.append(np.concatenate([degraded, clean], axis=2))
+    return out
+
+
 def draw(value: Any, rng: np.random.Generator) -> Any:
     """One concrete parameter value: [lo, hi] -> uniform, {choice: [...]}, {value: X}, else X."""
     if isinstance(value, Mapping):
@@ -254,13 +277,22 @@ def noise_sigma(applied: Sequence[Mapping[str, Any]]) -> float:
 
 
 def make_pair(images: Sequence[np.ndarray], *, crop: int, steps: Sequence[Mapping[str, Any]], seed: int,
-              index: int, scale: int = 1, augment: bool = True) -> dict[str, Any]:
+              index: int, scale: int = 1, augment: bool = True, real: Sequence[np.ndarray] = (),
+              p_real: float = 0.0) -> dict[str, Any]:
     """Pair `index`: input (C, crop/scale, crop/scale) and target (C, crop, crop) float32 in
     [0, 1], labels (JSON of the applied steps), sigma (float32, [0, 1] scale) and, when a
-    step can make holes, mask (1, h, w) float32 with 1 at holes."""
+    step can make holes, mask (1, h, w) float32 with 1 at holes.
+
+    With `real` pairs (`load_real`), a share `p_real` of the pairs is a crop of one of them
+    instead (scale 1: the real input must be the target's size); labels then say `real`."""
     rng = np.random.default_rng([seed, index])
-    clean = random_crop(images[int(rng.integers(len(images)))], crop, rng, augment)
-    degraded, applied, mask = degrade(clean, steps, rng)
+    if len(real) and rng.random() < p_real:  # no draw without real pairs: old runs keep their crops
+        both = random_crop(real[int(rng.integers(len(real)))], crop, rng, augment)
+        half = both.shape[2] // 2
+        clean, degraded, applied, mask = both[:, :, half:], both[:, :, :half], [{"kind": "real"}], None
+    else:
+        clean = random_crop(images[int(rng.integers(len(images)))], crop, rng, augment)
+        degraded, applied, mask = degrade(clean, steps, rng)
     if degraded.shape[0] * scale != crop or degraded.shape[1] * scale != crop:
         raise ValueError(f"steps turn a {crop}px crop into {degraded.shape[:2]}, expected scale {scale}")
     pair = {"input": chw(degraded), "target": chw(clean), "labels": json.dumps(applied),
@@ -280,9 +312,10 @@ class PairMaker:
 
     def __init__(self, urls: Sequence[str], *, channels: int, crop: int, steps: Sequence[Mapping[str, Any]],
                  seed: int, start: int = 0, scale: int = 1, options: Mapping[str, Any] | None = None,
-                 labels: bool = True, augment: bool = True) -> None:
+                 labels: bool = True, augment: bool = True, real: Sequence[str] = (), p_real: float = 0.0) -> None:
         self.images = load_clean(urls, channels, options)
-        self.kwargs = dict(crop=crop, steps=list(steps), seed=seed, scale=scale, augment=augment)
+        self.kwargs = dict(crop=crop, steps=list(steps), seed=seed, scale=scale, augment=augment,
+                           real=load_real(real, channels, options) if real else (), p_real=p_real)
         self.start, self.labels = start, labels
 
     def __call__(self, batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -304,9 +337,10 @@ def absolute(urls: Sequence[str]) -> list[str]:
 def paired_dataset(urls: Sequence[str], *, channels: int, crop: int, steps: Sequence[Mapping[str, Any]],
                    seed: int, start: int, count: int, scale: int = 1, num_cpus: float = 0.25,
                    batch_size: int = 32, options: Mapping[str, Any] | None = None, labels: bool = True,
-                   augment: bool = True):
+                   augment: bool = True, real: Sequence[str] = (), p_real: float = 0.0):
     """Pairs start .. start + count - 1 as a streaming `ray.data.Dataset`: `ray.data.range(count)`
     through one PairMaker actor, all with fractional CPUs so they never starve the trainers.
+    `real`: targets of real pairs, a share `p_real` of the crops (`make_pair`).
 
     `labels=False` leaves out the string column (tensors only, for training) inside the actor:
     a `drop_columns` after it would be one more operator asking for a whole CPU, which inside
@@ -321,7 +355,8 @@ def paired_dataset(urls: Sequence[str], *, channels: int, crop: int, steps: Sequ
 
     check_steps(steps)
     kwargs = dict(channels=channels, crop=crop, steps=list(steps), seed=seed, start=start,
-                  scale=scale, options=dict(options or {}), labels=labels, augment=augment)
+                  scale=scale, options=dict(options or {}), labels=labels, augment=augment,
+                  real=absolute(real), p_real=p_real)
     ids = ray.data.read_datasource(RangeDatasource(n=count, block_format="arrow", column_name="id"),
                                    num_cpus=num_cpus)
     return ids.map_batches(

@@ -66,6 +66,12 @@ class DataConf(Strict):
     local paths, fsspec URLs or `skimage:` pictures. Restoration models only."""
     val: list[str] | None = Field(None, min_length=1)
     """Validation images: disjoint from `clean` and from the test sets."""
+    real_pairs: list[str] | None = Field(None, min_length=1)
+    """Restoration models: clean targets of real degraded/clean pairs, written as `clean`
+    (`rain100L_streaks/target[0:4]`); each one's input is the file of the same name in the
+    sibling `input/` folder. A share `p_real` of the training crops comes from them."""
+    p_real: float = Field(0.0, ge=0, le=1)
+    """Share of training crops cut from `real_pairs` (the rest: `clean` + `steps`)."""
     fallback: SourcesConf | None = None
     """Used instead when a named dataset folder is missing (machines without the shared data)."""
     domains: dict[str, SourcesConf] | None = None
@@ -103,12 +109,15 @@ class DataConf(Strict):
     num_cpus: float = Field(0.25, gt=0)
     """Logical CPUs of the pair-making actor: fractional so it never starves the trainers."""
 
-    _no_test_sets = field_validator("clean", "val")(refuse_test_sets)
+    _no_test_sets = field_validator("clean", "val", "real_pairs")(refuse_test_sets)
 
     @model_validator(mode="after")
     def _steps_given(self) -> DataConf:
         if not self.steps and self.view != "stats":
             raise ValueError("data.steps: at least one degradation step is needed")
+        if (self.p_real > 0) != bool(self.real_pairs):
+            raise ValueError("data.p_real and data.real_pairs go together: a share of crops needs "
+                             f"pairs to cut them from (p_real {self.p_real}, real_pairs {self.real_pairs})")
         return self
 
     @field_validator("domains")
@@ -229,6 +238,8 @@ class TrainJobConfig(Strict):
             if s.kind == "classifier" or d_channels != channels:
                 raise ValueError(f"train.adversarial: {adversarial.discriminator} must judge the {channels}-channel "
                                  f"images model {self.model.name} restores (set adversarial.params.channels)")
+        if self.data.real_pairs and self.data.scale != 1:
+            raise ValueError("data.real_pairs are same-size pairs: they need data.scale 1")
         if s.needs_mask and not any(step.kind in RETURNS_MASK for step in self.data.steps):
             raise ValueError(f"model {self.model.name} needs hole masks: add a step of {sorted(RETURNS_MASK)}")
         if self.tracking.alias and not self.tracking.register_as:
@@ -244,8 +255,8 @@ class TrainJobConfig(Strict):
         """Classifiers learn labelled domain crops: domains instead of clean/val, same-size steps,
         and a single head says which label it predicts, with as many classes."""
         data = self.data
-        if not data.domains or data.clean or data.val or data.fallback:
-            raise ValueError(f"model {self.model.name} learns from data.domains (not clean/val/fallback)")
+        if not data.domains or data.clean or data.val or data.fallback or data.real_pairs:
+            raise ValueError(f"model {self.model.name} learns from data.domains (not clean/val/fallback/real_pairs)")
         if any(step.kind == "downscale" for step in data.steps):
             raise ValueError("classifier crops keep their size: use upscale_back, not downscale")
         single = self.model.name in ("resnet_single", *STATS_MODELS)

@@ -60,10 +60,20 @@ def sources(data: DataConf) -> tuple[list[str], list[str]]:
         log.warning("datasets %s not under %s: using data.fallback %s",
                     data.clean + data.val, data_root(), data.fallback.model_dump())
         clean, val = list(data.fallback.clean), list(data.fallback.val)
-    shared = set(pairs.expand(clean)) & set(pairs.expand(val))
+    shared = set(pairs.expand(clean) + pairs.expand(real_sources(data))) & set(pairs.expand(val))
     if shared:
         raise ValueError(f"{len(shared)} validation images are also training images, e.g. {sorted(shared)[0]}")
     return clean, val
+
+
+def real_sources(data: DataConf) -> list[str]:
+    """The targets of `data.real_pairs` under data_root() (no fallback: they are the point)."""
+    if not data.real_pairs:
+        return []
+    real = resolve(data.real_pairs)
+    if real is None:
+        raise FileNotFoundError(f"real pairs {data.real_pairs} not found under {data_root()} (set IMGENHANCE_DATA)")
+    return real
 
 
 def steps_of(data: DataConf) -> list[dict[str, Any]]:
@@ -76,6 +86,7 @@ def train_dataset(data: DataConf, clean: Sequence[str], *, start_epoch: int, epo
         clean, channels=data.channels, crop=data.crop, steps=steps_of(data), seed=data.seed,
         start=start_epoch * data.per_epoch, count=(epochs - start_epoch) * data.per_epoch,
         scale=data.scale, num_cpus=data.num_cpus, augment=data.augment,
+        real=real_sources(data), p_real=data.p_real,
         labels=False,  # strings do not become tensors; sigma/mask carry what models need
     )
 
