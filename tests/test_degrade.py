@@ -8,7 +8,7 @@ import pytest
 from skimage import data
 
 from pipeline.degrade import DEGRADE, DETERMINISTIC, LABEL_OF, RETURNS_MASK, capture, damage, noise, weather
-from pipeline.degrade import sheet
+from pipeline.degrade import pairs, sheet
 from pipeline.labels import DEGRADATIONS
 from pipeline.metrics.fullref import psnr
 
@@ -113,6 +113,19 @@ def test_gaussian_sigma_is_on_255_scale():
     flat = np.full((128, 128), 0.5, np.float32)
     residual = noise.gaussian_noise(flat, seed=0, sigma=25.5) - flat
     assert residual.std() == pytest.approx(0.1, rel=0.05)  # variance 0.01 on [0, 1]
+
+
+def test_unclipped_gaussian_noise_keeps_values_outside_the_range():
+    """clip=False is the papers' protocol: float32 whatever the input, the same noise, nothing
+    cut at 0 or 1 (a uint8 file would hold the clipped, rounded version)."""
+    dark = np.full((64, 64), 5, np.uint8)
+    clipped = noise.gaussian_noise(dark, seed=3, sigma=50)
+    raw = noise.gaussian_noise(dark, seed=3, sigma=50, clip=False)
+    assert raw.dtype == np.float32 and raw.shape == dark.shape and raw.min() < -0.2
+    np.testing.assert_array_equal(np.rint(np.clip(raw, 0, 1) * 255).astype(np.uint8), clipped)
+    pair = pairs.make_pair([dark[:, :, None]], crop=32, seed=0, index=0,
+                           steps=[{"kind": "gaussian_noise", "params": {"sigma": 50.0, "clip": False}}])
+    assert pair["input"].min() < -0.2 and pair["target"].min() >= 0  # chw keeps float values
 
 
 def test_salt_pepper_hits_about_amount_of_pixels():

@@ -12,14 +12,19 @@ import numpy as np
 from pipeline.degrade.common import Seed, back, rng_of, work
 
 
-def gaussian_noise(image: np.ndarray, *, seed: Seed, sigma: float = 25.0) -> np.ndarray:
+def gaussian_noise(image: np.ndarray, *, seed: Seed, sigma: float = 25.0, clip: bool = True) -> np.ndarray:
     """Additive white Gaussian noise, independent per pixel and channel.
 
     sigma: standard deviation on the 0-255 scale whatever the dtype, range 0-100 (typical
     5-50). Variance 0.01 on the [0, 1] scale (skimage's default) equals sigma 25.5.
+    clip: false returns float32 with the values below 0 and above 1 kept, whatever the input
+    dtype: the denoising papers' protocol (the true noise, not what a file can hold).
     """
     x = work(image)
     noise = rng_of(seed).standard_normal(x.shape, dtype=np.float32) * np.float32(sigma / 255.0)
+    if not clip:
+        noisy = x + noise
+        return noisy[:, :, 0] if image.ndim == 2 else noisy
     return back(x + noise, image)
 
 

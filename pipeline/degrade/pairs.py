@@ -264,9 +264,13 @@ def random_crop(image: np.ndarray, crop: int, rng: np.random.Generator, augment:
 
 
 def chw(image: np.ndarray) -> np.ndarray:
-    """(H, W, C) uint8/uint16/float -> float32 (C, H, W) in [0, 1]."""
+    """(H, W, C) uint8/uint16 -> float32 (C, H, W) in [0, 1]; float values are kept as they are
+    (unclipped noise, `gaussian_noise(clip=False)`, may leave [0, 1] on purpose)."""
     from pipeline.imageops import to_float
 
+    if np.issubdtype(image.dtype, np.floating):
+        image = image[:, :, None] if image.ndim == 2 else image
+        return np.ascontiguousarray(image.astype(np.float32).transpose(2, 0, 1))
     return np.ascontiguousarray(to_float(image).transpose(2, 0, 1))
 
 
