@@ -47,6 +47,12 @@ def test_bad_configs_fail_with_the_reason(override, message):
         load_train_config(SMOKE, override.split(";"))
 
 
+def test_real_pairs_need_same_size_pairs():
+    with pytest.raises(ConfigError, match="same-size pairs"):
+        load_train_config(TRAIN_CONF_DIR / "srresnet_x4.yaml", ["data.real_pairs=[rain100L_streaks/target]",
+                                                               "data.p_real=0.5"])
+
+
 def test_missing_shared_data_falls_back_and_overlap_is_refused(monkeypatch, tmp_path):
     from pipeline.train.data import sources
     from tests.conftest import png_bytes, small

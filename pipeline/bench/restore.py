@@ -1,8 +1,9 @@
 """Suites `derain`, `weather-synthetic` and `lowlight`: restoration on degraded/clean pairs.
 
 A case is either real pairs (`pairs: <dataset>` with `input/` and `target/` files of the same
-stem, e.g. Rain100L; `stems: [...]` keeps the pairs held out from training) or synthetic ones (`dataset` + `degrade: {kind, params}`: the project's
-degradation, seeded per image, on held-out clean images; `count` caps the images). Every
+stem, e.g. Rain100L; `stems: [...]` keeps only the pairs held out from training) or synthetic
+ones (`dataset` + `degrade: {kind, params}`: the project's degradation, seeded per image, on
+held-out clean images; `count` caps the images). Every
 case measures the degraded input itself and each entry of `models` (classical enhancer
 names, `passthrough`, or model references) with PSNR and SSIM on RGB and PSNR on Y
 (BT.601, the deraining papers' channel). The issue's weather target reads off the table:
