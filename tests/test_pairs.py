@@ -135,7 +135,6 @@ def test_synthetic_pages_are_numbered_documents():
     assert pairs.absolute(["pages:#4"]) == ["pages:#4"]  # nor a local path for the actors
 
 
-
 def test_real_pairs_cut_one_window_from_input_and_target(tmp_path):
     """A real pair's input is the same-named file of the sibling input/ folder; both halves of a
     crop come from one window with one flip/rotation, a share p_real of the pairs is real, and

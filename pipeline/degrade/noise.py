@@ -21,11 +21,10 @@ def gaussian_noise(image: np.ndarray, *, seed: Seed, sigma: float = 25.0, clip: 
     dtype: the denoising papers' protocol (the true noise, not what a file can hold).
     """
     x = work(image)
-    noise = rng_of(seed).standard_normal(x.shape, dtype=np.float32) * np.float32(sigma / 255.0)
+    noisy = x + rng_of(seed).standard_normal(x.shape, dtype=np.float32) * np.float32(sigma / 255.0)
     if not clip:
-        noisy = x + noise
         return noisy[:, :, 0] if image.ndim == 2 else noisy
-    return back(x + noise, image)
+    return back(noisy, image)
 
 
 def poisson_noise(image: np.ndarray, *, seed: Seed, peak: float = 30.0) -> np.ndarray:
