@@ -93,7 +93,7 @@ def main(args: argparse.Namespace) -> int:
     except Exception as exc:  # storage clients raise their own types (botocore, aiohttp)
         return _cannot_run(f"storage unreachable or unusable: {type(exc).__name__}: {exc}", args)
     log.info("run %s: %d sources -> %s", plan.run_id, len(plan.sources), storage.redact(plan.output))
-    raycluster.init(args.address or config.ray.address)
+    raycluster.init(args.address or config.ray.address, dashboard=config.ray.dashboard)
     summary = flow.run(plan, config, routes, params=params)
     if config.tracking.enabled:
         params = {"inputs": [storage.redact(u) for u in args.input], "output": storage.redact(plan.output),

@@ -17,8 +17,11 @@ LOCAL_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
              "RAY_num_workers_soft_limit": str(4 * (os.cpu_count() or 1))}
 
 
-def init(address: str | None = None, *, quiet: bool = True) -> None:
-    """Join `address` (or RAY_ADDRESS) when given, else start a local Ray on this machine."""
+def init(address: str | None = None, *, quiet: bool = True, dashboard: bool | None = None) -> None:
+    """Join `address` (or RAY_ADDRESS) when given, else start a local Ray on this machine.
+
+    `dashboard` applies to a local start only: None is Ray's default (start it when installed),
+    which the train job needs: Ray Train v2 polls the state API the dashboard serves."""
     if ray.is_initialized():
         return
     for key, value in LOCAL_ENV.items():
@@ -30,8 +33,7 @@ def init(address: str | None = None, *, quiet: bool = True) -> None:
         address=address,
         logging_level=logging.WARNING if quiet else logging.INFO,
         log_to_driver=True,
-        # The dashboard process also serves the state API Ray Train v2 polls every second.
-        include_dashboard=None,
+        include_dashboard=dashboard,
         configure_logging=True,
     )
     context = ray.data.DataContext.get_current()

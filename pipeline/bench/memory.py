@@ -19,6 +19,7 @@ import psutil
 from pipeline import raycluster
 from pipeline.bench.common import TreeSampler, process_tree
 from pipeline.bench.throughput import make_tar
+from pipeline.config import RayConf
 
 
 def tree_pss() -> int:
@@ -70,7 +71,7 @@ def run(conf: dict, seed: int) -> list[dict]:
             input_mb = sum(len(f) for f in make_tar(tar, count, float(conf.get("sigma", 25)), seed,
                                                     side=int(conf.get("side", 128)))) / 2**20  # not kept in memory
             ray.shutdown()
-            raycluster.init()
+            raycluster.init(dashboard=RayConf().dashboard)  # as the enhance job starts it
             with PeakSampler(float(conf.get("interval", 0.5))) as sampler:
                 started = time.perf_counter()
                 summary = enhance_once(tar, Path(tmp) / "run" / "out", enhancer)
