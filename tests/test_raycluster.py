@@ -5,6 +5,7 @@ import sys
 
 # In a fresh process: the session's Ray (conftest) must not answer instead.
 PROBE = """
+import time
 import psutil, ray
 from pipeline import raycluster
 
@@ -15,6 +16,7 @@ def dashboard_running():
 
 for dashboard in (False, None):
     raycluster.init(dashboard=dashboard)
+    time.sleep(5)  # the dashboard starts its module processes after init returns
     print(dashboard, dashboard_running())
     ray.shutdown()
 """
