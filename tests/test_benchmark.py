@@ -249,3 +249,29 @@ def test_throughput_ratio_line_comes_last(tmp_path):
     assert lines == ["throughput-large: pipeline/model-only=0.12 pipeline/naive=0.12",
                      "throughput: pipeline/model-only=0.75 pipeline/naive=0.75"]
     assert ratio_lines(["classifier"], tmp_path) == []
+
+
+def test_report_commit_is_marked_when_tracked_code_differs(tmp_path):
+    import subprocess
+
+    from pipeline.bench.report import git_commit
+
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
+                       capture_output=True)
+
+    (tmp_path / "benchmarks").mkdir()
+    for name in ("code.py", "BENCHMARKS.md", "benchmarks/s.parquet"):
+        (tmp_path / name).write_text("v1")
+    git("init", "-q")
+    git("add", "-A")
+    git("commit", "-q", "-m", "one")
+    commit = git_commit(tmp_path)
+    assert len(commit) >= 7 and " " not in commit
+    # The suites' own outputs and untracked files leave the commit as it is.
+    (tmp_path / "BENCHMARKS.md").write_text("v2")
+    (tmp_path / "benchmarks" / "s.parquet").write_text("v2")
+    (tmp_path / "new.py").write_text("v1")
+    assert git_commit(tmp_path) == commit
+    (tmp_path / "code.py").write_text("v2")
+    assert git_commit(tmp_path) == f"{commit} with uncommitted changes"

@@ -26,11 +26,21 @@ figures are deterministic (fixed seeds).
 
 
 def git_commit(repo: Path) -> str:
+    """The short commit the suite ran at, marked when tracked files differ from it (a run
+    before its change lands). The benchmark outputs themselves do not count: earlier suites
+    of the same session rewrite them."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, timeout=10).stdout.strip()
+
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=10)
-        return out.stdout.strip() or "unknown"
-    except OSError:
+        commit = git("rev-parse", "--short", "HEAD")
+        changed = git("status", "--porcelain", "--untracked-files=no", "--", ".",
+                      ":(exclude)benchmarks", ":(exclude)BENCHMARKS.md")
+    except (OSError, subprocess.SubprocessError):
         return "unknown"
+    if not commit:
+        return "unknown"
+    return f"{commit} with uncommitted changes" if changed else commit
 
 
 def write_suite(path: Path, rows: list[dict], command: str, repo: Path) -> pa.Table:
