@@ -251,14 +251,15 @@ def test_throughput_ratio_line_comes_last(tmp_path):
     assert ratio_lines(["classifier"], tmp_path) == []
 
 
-def test_report_commit_is_marked_when_tracked_code_differs(tmp_path):
+def test_commit_is_marked_when_tracked_code_differs(tmp_path):
     import subprocess
 
     from pipeline.bench.report import git_commit
+    from pipeline.train.job import git_tags
 
     def git(*args):
-        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
-                       capture_output=True)
+        return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
+                              capture_output=True)
 
     (tmp_path / "benchmarks").mkdir()
     for name in ("code.py", "BENCHMARKS.md", "benchmarks/s.parquet"):
@@ -266,8 +267,10 @@ def test_report_commit_is_marked_when_tracked_code_differs(tmp_path):
     git("init", "-q")
     git("add", "-A")
     git("commit", "-q", "-m", "one")
+    full = git("rev-parse", "HEAD").stdout.decode().strip()
     commit = git_commit(tmp_path)
     assert len(commit) >= 7 and " " not in commit
+    assert git_tags(tmp_path) == {"git_commit": full, "git_dirty": "false"}
     # The suites' own outputs and untracked files leave the commit as it is.
     (tmp_path / "BENCHMARKS.md").write_text("v2")
     (tmp_path / "benchmarks" / "s.parquet").write_text("v2")
@@ -275,3 +278,6 @@ def test_report_commit_is_marked_when_tracked_code_differs(tmp_path):
     assert git_commit(tmp_path) == commit
     (tmp_path / "code.py").write_text("v2")
     assert git_commit(tmp_path) == f"{commit} with uncommitted changes"
+    # Training runs tag the full hash, and a tree that differs from it (any tracked file).
+    assert git_tags(tmp_path) == {"git_commit": full, "git_dirty": "true"}
+    assert full.startswith(commit) and len(full) == 40

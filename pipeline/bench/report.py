@@ -8,13 +8,14 @@ every figure in BENCHMARKS.md says how to reproduce it.
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from pipeline.provenance import git_state
 
 HEADER = """# Benchmarks
 
@@ -29,18 +30,11 @@ def git_commit(repo: Path) -> str:
     """The short commit the suite ran at, marked when tracked files differ from it (a run
     before its change lands). The benchmark outputs themselves do not count: earlier suites
     of the same session rewrite them."""
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, timeout=10).stdout.strip()
-
-    try:
-        commit = git("rev-parse", "--short", "HEAD")
-        changed = git("status", "--porcelain", "--untracked-files=no", "--", ".",
-                      ":(exclude)benchmarks", ":(exclude)BENCHMARKS.md")
-    except (OSError, subprocess.SubprocessError):
+    state = git_state(repo, ignore=("benchmarks", "BENCHMARKS.md"))
+    if state is None:
         return "unknown"
-    if not commit:
-        return "unknown"
-    return f"{commit} with uncommitted changes" if changed else commit
+    commit, changed = state
+    return f"{commit[:7]} with uncommitted changes" if changed else commit[:7]
 
 
 def write_suite(path: Path, rows: list[dict], command: str, repo: Path) -> pa.Table:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -25,18 +24,20 @@ from typing import Any
 from pipeline import tracking
 from pipeline.config import ConfigError
 from pipeline.datasets import REPO_ROOT
+from pipeline.provenance import git_state
 from pipeline.train import checkpoints, figures, tasks
 from pipeline.train.config import TrainJobConfig
 
 log = logging.getLogger(__name__)
 
 
-def git_commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
+def git_tags(repo: Path = REPO_ROOT) -> dict[str, str]:
+    """MLflow tags for the code a run trained with: the full commit, and `git_dirty` "true"
+    when tracked files differed from it (the run's params still hold its whole config)."""
+    state = git_state(repo)
+    if state is None:
+        return {"git_commit": "unknown"}
+    return {"git_commit": state[0], "git_dirty": str(state[1]).lower()}
 
 
 def plan(config: TrainJobConfig, resume: bool) -> tuple[str, dict[str, Any] | None]:
@@ -128,7 +129,7 @@ def train(config: TrainJobConfig, *, resume: bool = False, tracking_uri: str | N
     uri = tracking.setup(config.tracking.experiment, tracking_uri)
     run_id, resumed = tracking.start_or_resume(config.tracking.experiment, name,
                                                run_id=previous and previous.get("mlflow_run_id"),
-                                               tags={"model": config.model.name, "git_commit": git_commit()})
+                                               tags={"model": config.model.name, **git_tags()})
     tracking.log_params_once(run_id, tracking.flat_params(config.model_dump(mode="json") | {"name": name}))
     init_state, init_ref = initial_weights(config, uri) if previous is None else (None, None)
     if init_ref:
@@ -182,7 +183,7 @@ def finish(config: TrainJobConfig, checkpoint, *, run_id: str, val, clean) -> st
         client.log_artifacts(run_id, tmp, f"figures/{checkpoints.dir_name(epoch)}")
     if not config.tracking.register_as:
         return None
-    tags = {"git_commit": git_commit(), "steps": steps[:5000], "epoch": str(epoch),
+    tags = {**git_tags(), "steps": steps[:5000], "epoch": str(epoch),
             **task.tags(config.data, meta.get("metrics", {}))}
     version = tracking.register(config.tracking.register_as, run_id, artifact_path, tags)
     if config.tracking.alias:
