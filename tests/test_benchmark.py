@@ -262,7 +262,8 @@ def test_commit_is_marked_when_tracked_code_differs(tmp_path):
                               capture_output=True)
 
     (tmp_path / "benchmarks").mkdir()
-    for name in ("code.py", "BENCHMARKS.md", "benchmarks/s.parquet"):
+    (tmp_path / "docs").mkdir()
+    for name in ("code.py", "BENCHMARKS.md", "benchmarks/s.parquet", "docs/card.md"):
         (tmp_path / name).write_text("v1")
     git("init", "-q")
     git("add", "-A")
@@ -271,8 +272,9 @@ def test_commit_is_marked_when_tracked_code_differs(tmp_path):
     commit = git_commit(tmp_path)
     assert len(commit) >= 7 and " " not in commit
     assert git_tags(tmp_path) == {"git_commit": full, "git_dirty": "false"}
-    # The suites' own outputs and untracked files leave the commit as it is.
+    # The suites' own outputs, Markdown docs and untracked files leave the commit as it is.
     (tmp_path / "BENCHMARKS.md").write_text("v2")
+    (tmp_path / "docs" / "card.md").write_text("v2")
     (tmp_path / "benchmarks" / "s.parquet").write_text("v2")
     (tmp_path / "new.py").write_text("v1")
     assert git_commit(tmp_path) == commit

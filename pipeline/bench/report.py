@@ -28,9 +28,10 @@ figures are deterministic (fixed seeds).
 
 def git_commit(repo: Path) -> str:
     """The short commit the suite ran at, marked when tracked files differ from it (a run
-    before its change lands). The benchmark outputs themselves do not count: earlier suites
-    of the same session rewrite them."""
-    state = git_state(repo, ignore=("benchmarks", "BENCHMARKS.md"))
+    before its change lands). The benchmark outputs themselves do not count (earlier suites
+    of the same session rewrite them), nor do Markdown files (model cards are written while
+    their suite runs; no figure depends on them)."""
+    state = git_state(repo, ignore=("benchmarks", "*.md"))
     if state is None:
         return "unknown"
     commit, changed = state
