@@ -17,7 +17,7 @@ import torch
 from pipeline.labels import DEGRADATIONS, DOMAINS
 from pipeline.models import MODELS, ModelSpec, build, count_parameters, example_inputs
 from pipeline.models.cost import macs_per_pixel, ms_per_megapixel
-from pipeline.models.denoise import FFDNet, NonLocalBlock, OpponentFFDNet, estimate_sigma
+from pipeline.models.denoise import FFDNet, NonLocalBlock, OpponentFFDNet, deepen_body, deepen_state, estimate_sigma
 from pipeline.models.layers import gaussian_blur
 from pipeline.models.weights import load_weights, read_meta, save_weights
 
@@ -127,6 +127,72 @@ def test_ffdnet_noise_map_matters():
     assert blind.shape == x.shape
     with pytest.raises(ValueError, match="sigma"):
         model(x, torch.zeros(3))
+
+
+def _trained_like(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Random batch-norm statistics and affine parameters, as a trained trunk has."""
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            n = m.num_features
+            m.running_mean.copy_(torch.randn(n, generator=g) * 0.3)
+            m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+            m.weight.data.copy_(torch.rand(n, generator=g) + 0.5)
+            m.bias.data.copy_(torch.randn(n, generator=g) * 0.5)
+    return model.eval()
+
+
+@pytest.mark.parametrize("name,small,large", [("ffdnet", 4, 7), ("ffdnet", 5, 16), ("dncnn", 3, 5)])
+def test_deepened_trunk_computes_the_same_function(name, small, large):
+    torch.manual_seed(0)
+    model = _trained_like(build(name, features=8, depth=small))
+    x = torch.rand(2, 1, 20, 20)
+    grown = deepen_state(name, {"features": 8, "depth": small}, model.state_dict(), {"features": 8, "depth": large})
+    deep = build(name, features=8, depth=large)
+    deep.load_state_dict(grown)
+    deep.eval()
+    convs = [m for m in deep.body if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == large
+    with torch.no_grad():
+        torch.testing.assert_close(deep(x), model(x), atol=1e-5, rtol=1e-5)
+        assert not torch.allclose(deep(x), build(name, features=8, depth=large).eval()(x), atol=1e-3)
+
+
+def test_deepen_refuses_what_it_cannot_grow():
+    state = build("ffdnet", features=8, depth=4).state_dict()
+    assert deepen_state("ffdnet", {"features": 8, "depth": 4}, state, {"features": 16, "depth": 6}) is None
+    assert deepen_state("ffdnet", {"features": 8, "depth": 4}, state, {"features": 8, "depth": 4}) is None
+    with pytest.raises(ValueError, match="batch-norm"):
+        deepen_body(build("ffdnet", features=8, depth=4, batch_norm=False).body, 6)
+    with pytest.raises(ValueError, match="down to"):
+        deepen_body(build("ffdnet", features=8, depth=6).body, 4)
+
+
+def test_calibrated_growth_starts_training_mode_close_to_the_small_model():
+    """In training mode batch norm uses the batch's statistics: calibrated on real inputs the new
+    blocks stay near the identity there too, while the Gaussian guess alone drifts further."""
+    torch.manual_seed(0)
+    small = _trained_like(build("ffdnet", features=16, depth=5))
+    x, sigma = torch.rand(32, 1, 24, 24), torch.rand(32) * 0.2
+    for m in small.modules():  # running statistics of this data, as training leaves them
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.reset_running_stats()
+            m.momentum = None
+    with torch.no_grad():
+        small.train()(x, sigma)
+    small.eval()
+    config, target = {"features": 16, "depth": 5}, {"features": 16, "depth": 9}
+
+    def deep(inputs):
+        model = build("ffdnet", **target)
+        model.load_state_dict(deepen_state("ffdnet", config, small.state_dict(), target, inputs=inputs))
+        return model.train()
+
+    with torch.no_grad():
+        reference = small.train()(x, sigma)
+        guessed = (deep(None)(x, sigma) - reference).abs().mean()
+        calibrated = (deep(lambda: (x, sigma))(x, sigma) - reference).abs().mean()
+    assert calibrated < 0.5 * guessed
 
 
 def test_opponent_transform_keeps_noise_white_and_round_trips():

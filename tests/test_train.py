@@ -261,3 +261,29 @@ def test_bf16_only_where_the_device_has_it():
     # On the CPU it follows oneDNN's bf16 support: AVX-512 machines yes, AVX2-only machines no
     # (where autocast would emulate bf16 at ~15x the cost of fp32).
     assert bf16_fast("cpu") == torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+def test_init_from_a_shallower_trunk_grows_it_into_the_configured_depth(tmp_path):
+    """train.init_from with the same FFDNet at fewer layers: the driver grows the weights to the
+    configured depth (identity blocks calibrated on training crops), so the deeper model starts
+    as exactly the shallower one; another width is still a config error."""
+    from pipeline.config import ConfigError
+    from pipeline.models import build
+    from pipeline.models.weights import save_weights
+    from pipeline.train import tasks
+    from pipeline.train.job import initial_weights
+
+    start = tmp_path / "start.pt"
+    small = _smoke_model(START_SEED).eval()
+    save_weights(small, start, name="ffdnet", config={"features": 16, "depth": 4})
+    config = load_train_config(SMOKE, [f"train.init_from={start}", "model.params.depth=6"])
+    clean, _ = tasks.of(config.model_dump()).sources(config.data)
+    state, pinned = initial_weights(config, None, clean)
+    deep = build("ffdnet", features=16, depth=6)
+    deep.load_state_dict(state)
+    x = torch.rand(2, 1, 24, 24)
+    with torch.no_grad():
+        torch.testing.assert_close(deep.eval()(x, 0.1), small(x, 0.1), atol=1e-5, rtol=1e-5)
+    assert pinned == str(start.resolve())
+    with pytest.raises(ConfigError, match="do not fit"):
+        initial_weights(load_train_config(SMOKE, [f"train.init_from={start}", "model.params.features=8"]), None, clean)

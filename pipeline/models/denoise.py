@@ -8,6 +8,7 @@ All take NCHW float images in [0, 1] and return the same shape. Noise levels are
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +33,116 @@ def _plain_body(in_features: int, out_features: int, features: int, depth: int,
         layers.append(nn.ReLU())
     layers.append(conv(features, out_features))
     return nn.Sequential(*layers)
+
+
+def _rectified_moments(mean: torch.Tensor, std: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and variance of ReLU(X) for X ~ N(mean, std^2), per channel."""
+    std = std.clamp_min(1e-6)
+    a = mean / std
+    normal = torch.distributions.Normal(0.0, 1.0)
+    cdf, pdf = normal.cdf(a), normal.log_prob(a).exp()
+    first = mean * cdf + std * pdf
+    second = (mean ** 2 + std ** 2) * cdf + mean * std * pdf
+    return first, (second - first ** 2).clamp_min(0.0)
+
+
+@torch.no_grad()
+def deepen_body(body: nn.Sequential, depth: int) -> nn.Sequential:
+    """A `_plain_body` trunk of `depth` layers that computes what `body` computes (Net2DeeperNet,
+    Chen et al. 2016): new conv-BN-ReLU blocks start as the identity, spread evenly between the
+    existing ones, so training continues from the shallower model's quality instead of from scratch.
+
+    Each new conv is the identity kernel; its batch norm undoes itself (beta = the running mean,
+    gamma = the running std), so in eval mode the block is exactly the identity on the
+    non-negative features it receives. The running statistics are those of the ReLU of the previous
+    block's normalised output, taken as Gaussian (N(beta, gamma^2) per channel), so the batch
+    statistics of training mode start close to them too. Only trunks with batch norm.
+    """
+    modules = list(body)
+    middle = [modules[i:i + 3] for i in range(2, len(modules) - 1, 3)]
+    if not middle or not all(isinstance(block[1], nn.BatchNorm2d) for block in middle):
+        raise ValueError("deepen_body: needs a batch-norm trunk with at least one middle block")
+    old_depth = len(middle) + 2
+    if depth < old_depth:
+        raise ValueError(f"deepen_body: cannot go from depth {old_depth} down to {depth}")
+    added, count = depth - old_depth, len(middle)
+    # After which existing block (1-based) each new one goes: evenly spread, several in a gap if
+    # there are more new blocks than gaps (stacked identities stay the identity).
+    after = [min(count, max(1, round((i + 1) * count / (added + 1)))) for i in range(added)]
+    layers = modules[:2]
+    for index, block in enumerate(middle, start=1):
+        layers += block
+        for _ in range(after.count(index)):
+            layers += _identity_block(block[1])
+    return nn.Sequential(*layers, modules[-1])
+
+
+def _identity_block(previous: nn.BatchNorm2d) -> list[nn.Module]:
+    """conv-BN-ReLU that passes ReLU(previous BN's output) through unchanged (see `deepen_body`)."""
+    features = previous.num_features
+    conv_ = conv(features, features, bias=False)
+    conv_.weight.zero_()
+    conv_.weight[range(features), range(features), 1, 1] = 1.0
+    norm = nn.BatchNorm2d(features, eps=previous.eps)
+    mean, var = _rectified_moments(previous.bias.detach(), previous.weight.detach().abs())
+    norm.running_mean.copy_(mean)
+    norm.running_var.copy_(var)
+    norm.weight.data.copy_(torch.sqrt(var + norm.eps))
+    norm.bias.data.copy_(mean)
+    norm.grown = True  # for `calibrate_grown`
+    return [conv_, norm, nn.ReLU()]
+
+
+@torch.no_grad()
+def calibrate_grown(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+    """Set the grown blocks' batch norms (see `deepen_body`) from the features they really see on
+    `inputs` (a batch of training inputs), instead of the Gaussian guess. The model stays exactly
+    the same function in eval mode, and in training mode its batch statistics then start where
+    they will be (the Gaussian guess put a 12 -> 16 layer FFDNet at 8.8 dB in training mode
+    against 27.4 dB in eval mode on Train400 crops)."""
+    norms = [m for m in model.modules() if getattr(m, "grown", False)]
+    seen: dict[nn.Module, torch.Tensor] = {}
+    hooks = [m.register_forward_pre_hook(lambda mod, args: seen.__setitem__(mod, args[0])) for m in norms]
+    was_training = model.training
+    try:
+        model.eval()
+        model(*inputs)
+    finally:
+        for hook in hooks:
+            hook.remove()
+        model.train(was_training)
+    for norm in norms:
+        features = seen[norm].float()
+        mean, var = features.mean(dim=(0, 2, 3)), features.var(dim=(0, 2, 3), unbiased=False)
+        norm.running_mean.copy_(mean)
+        norm.running_var.copy_(var)
+        norm.weight.copy_(torch.sqrt(var + norm.eps))
+        norm.bias.copy_(mean)
+
+
+def deepen_state(name: str, config: dict, state: dict, target: dict,
+                 inputs: Callable[[], tuple[torch.Tensor, ...]] | None = None) -> dict | None:
+    """`state` (of `build(name, **config)`) grown to `build(name, **target)` with `deepen_body`,
+    when the two configs differ only in a larger `depth`; else None. With `inputs` (called only
+    when growing: a batch of training inputs) the new blocks are calibrated on it
+    (`calibrate_grown`)."""
+    from pipeline.models import build
+
+    rest = {k: v for k, v in config.items() if k != "depth"}
+    if rest != {k: v for k, v in target.items() if k != "depth"}:
+        return None
+    small, large = build(name, **config), build(name, **target)
+    if not isinstance(getattr(small, "body", None), nn.Sequential):
+        return None
+    depth, old_depth = (sum(isinstance(m, nn.Conv2d) for m in model.body) for model in (large, small))
+    if depth <= old_depth:
+        return None
+    small.load_state_dict(state)
+    small.body = deepen_body(small.body, depth)
+    if inputs is not None:
+        calibrate_grown(small, inputs())
+    large.load_state_dict(small.state_dict())
+    return large.state_dict()
 
 
 @torch.no_grad()

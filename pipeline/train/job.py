@@ -56,8 +56,13 @@ def plan(config: TrainJobConfig, resume: bool) -> tuple[str, dict[str, Any] | No
     return name, previous
 
 
-def initial_weights(config: TrainJobConfig, tracking_uri: str | None) -> tuple[dict | None, str | None]:
-    """(state_dict, pinned reference) of `train.init_from`, checked against the configured model."""
+def initial_weights(config: TrainJobConfig, tracking_uri: str | None,
+                    clean: list[str] | None = None) -> tuple[dict | None, str | None]:
+    """(state_dict, pinned reference) of `train.init_from`, checked against the configured model.
+
+    Weights of the same plain trunk with fewer layers are grown to the configured depth,
+    computing the same function (`pipeline.models.denoise.deepen_state`), calibrated on a batch
+    of training crops cut from `clean`."""
     ref = config.train.init_from
     if not ref:
         return None, None
@@ -68,6 +73,14 @@ def initial_weights(config: TrainJobConfig, tracking_uri: str | None) -> tuple[d
     meta = read_meta(path)
     state = load_weights(path).state_dict()
     if meta["name"] != config.model.name or meta["config"] != config.model.params:
+        if meta["name"] == config.model.name and clean:
+            from pipeline.models.denoise import deepen_state
+
+            grown = deepen_state(meta["name"], meta["config"], state, config.model.params,
+                                 inputs=lambda: _calibration_inputs(config, clean))
+            if grown is not None:
+                log.info("train.init_from %s: grown from %s to %s", ref, meta["config"], config.model.params)
+                return grown, pinned
         # Another architecture is fine when its weights fit this one exactly (a gray FFDNet's
         # weights start ffdnet_opponent); anything else is a config mistake.
         from pipeline.models import build
@@ -78,6 +91,15 @@ def initial_weights(config: TrainJobConfig, tracking_uri: str | None) -> tuple[d
             raise ConfigError(f"train.init_from {ref}: holds {meta['name']} {meta['config']}, whose weights "
                               f"do not fit {config.model.name} {config.model.params}: {err}") from None
     return state, pinned
+
+
+def _calibration_inputs(config: TrainJobConfig, clean: list[str]) -> tuple:
+    """Model inputs of `data.val_count` crops of training pictures, made as training makes them."""
+    import torch
+
+    task = tasks.of(config.model_dump())
+    made = task.validation_set(config.data.model_dump(), clean)
+    return task.inputs({k: torch.from_numpy(v) for k, v in made.items()})
 
 
 def loop_config(config: TrainJobConfig, *, val: list[str], start_epoch: int, run_id: str, uri: str,
@@ -131,7 +153,7 @@ def train(config: TrainJobConfig, *, resume: bool = False, tracking_uri: str | N
                                                run_id=previous and previous.get("mlflow_run_id"),
                                                tags={"model": config.model.name, **git_tags()})
     tracking.log_params_once(run_id, tracking.flat_params(config.model_dump(mode="json") | {"name": name}))
-    init_state, init_ref = initial_weights(config, uri) if previous is None else (None, None)
+    init_state, init_ref = initial_weights(config, uri, clean) if previous is None else (None, None)
     if init_ref:
         tracking.log_params_once(run_id, {"train.init_from_pinned": init_ref})
     dataset = task.train_dataset(config.data, clean, start_epoch=start_epoch, epochs=config.train.epochs)
