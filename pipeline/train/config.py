@@ -170,7 +170,9 @@ class TrainConf(Strict):
     """GAN training: the model is the generator; None = the pixel loss alone."""
     init_from: str | None = None
     """Weights that start a fresh run (`bundled:NAME`, `models:/NAME/VERSION|@ALIAS`, a path):
-    fine-tuning, or training on where an earlier machine left off. Same architecture required."""
+    fine-tuning, or training on where an earlier machine left off. Same architecture required,
+    except a plain trunk (FFDNet, DnCNN) with fewer layers: it is grown to `model.params.depth`
+    computing the same function (`pipeline.models.denoise.deepen_state`)."""
 
 
 class ScalingConf(Strict):
