@@ -108,7 +108,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--suite", action="append", default=[], help=f"one of {sorted(SUITES)} or 'standard' (all)")
     parser.add_argument("--config", default=str(CONF_DIR / "benchmarks.yaml"))
     parser.add_argument("--report-only", action="store_true", help="only regenerate BENCHMARKS.md")
-    parser.add_argument("--report", default=str(REPO_ROOT / "BENCHMARKS.md"), help="markdown file to regenerate")
+    parser.add_argument("--report", help="markdown file to regenerate (default: the repository's BENCHMARKS.md for "
+                        "the default output folder, else BENCHMARKS.md inside the config's output folder)")
     parser.add_argument("--model", action="append", default=[], help="model reference or enhancer to measure "
                         "instead of the suite's `models` (suites that take models only)")
     parser.add_argument("--tracking-uri", help="MLflow tracking URI: runs are logged there and `models:/` "
@@ -169,11 +170,24 @@ def main(args: argparse.Namespace) -> int:
             conf = {**conf, "tracking_uri": args.tracking_uri}
         _run_suite(name, conf, folder, command, args)
     summaries = {n: (d, s) for n, (d, _, s) in SUITES.items()}
-    Path(args.report).write_text(render(folder, summaries))
+    report_path(args.report, folder).write_text(render(folder, summaries))
     if not args.report_only:
         for line in ratio_lines(names, folder):
             print(line)
     return 0
+
+
+def report_path(report: str | None, folder: Path) -> Path:
+    """Where the markdown report goes: `report` if given; else the repository's BENCHMARKS.md
+    when the Parquet folder is the repository's `benchmarks/`, else beside that folder's Parquet.
+    A config with another output (a quick `/tmp` copy) then never overwrites BENCHMARKS.md with
+    a report of only its own suites."""
+    if report:
+        return Path(report)
+    if folder.resolve() == (REPO_ROOT / "benchmarks").resolve():
+        return REPO_ROOT / "BENCHMARKS.md"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / "BENCHMARKS.md"
 
 
 def ratio_lines(names: list[str], folder: Path) -> list[str]:

@@ -42,6 +42,15 @@ def test_classical_suite_writes_parquet_and_report(tmp_path, monkeypatch):
     assert f"IMGENHANCE_DATA={tmp_path / 'data'} python -m jobs.benchmark --suite classical --config {tmp_path / 'b.yaml'}" in report
 
 
+def test_a_config_with_its_own_output_reports_beside_it(tmp_path):
+    """Without --report, a config whose output is not the repository's benchmarks/ writes its
+    report into that output folder, never over the repository's BENCHMARKS.md."""
+    assert benchmark.report_path(None, benchmark.REPO_ROOT / "benchmarks") == benchmark.REPO_ROOT / "BENCHMARKS.md"
+    assert benchmark.report_path(None, tmp_path / "bench") == tmp_path / "bench" / "BENCHMARKS.md"
+    assert (tmp_path / "bench").is_dir()
+    assert benchmark.report_path(str(tmp_path / "B.md"), tmp_path / "bench") == tmp_path / "B.md"
+
+
 def test_unknown_suite_exits_2(tmp_path):
     assert benchmark.main(_args("nope", benchmark.CONF_DIR / "benchmarks.yaml", tmp_path / "B.md")) == 2
 
