@@ -12,6 +12,7 @@ import argparse
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -287,3 +288,24 @@ def test_init_from_a_shallower_trunk_grows_it_into_the_configured_depth(tmp_path
     assert pinned == str(start.resolve())
     with pytest.raises(ConfigError, match="do not fit"):
         initial_weights(load_train_config(SMOKE, [f"train.init_from={start}", "model.params.features=8"]), None, clean)
+
+
+def test_validation_psnr_stays_finite_when_a_crop_comes_out_exact():
+    """A saturated crop the model returns exactly (PSNR +inf) must not make the mean infinite:
+    it counts as PSNR_CAP, and the other crops still move the mean."""
+    from pipeline.train.restoration import PSNR_CAP, evaluate
+
+    class Passthrough(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.unused = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, x):
+            return x
+
+    target = np.ones((2, 3, 16, 16), np.float32)
+    target[1] = 0.5
+    noisy = target.copy()
+    noisy[1] += 0.01  # PSNR 40 dB
+    metrics = evaluate(Passthrough(), {"input": noisy, "target": target}, needs={"needs_sigma": False, "needs_mask": False})
+    assert metrics["val_psnr"] == pytest.approx((PSNR_CAP + 40.0) / 2, abs=0.01)

@@ -72,12 +72,17 @@ def predict(model: nn.Module, pairs: Mapping[str, np.ndarray], *, needs: Mapping
     return np.concatenate(outputs)
 
 
+# A crop the model gets exactly right (a saturated patch of sky, clipped on both sides) has an
+# infinite PSNR, which would make the mean infinite: each crop counts at most this much.
+PSNR_CAP = 100.0
+
+
 def evaluate(model: nn.Module, pairs: Mapping[str, np.ndarray], *, needs: Mapping[str, bool]) -> dict[str, float]:
-    """Mean PSNR (dB) and SSIM of the model on the validation pairs."""
+    """Mean PSNR (dB, each crop at most `PSNR_CAP`) and SSIM of the model on the validation pairs."""
     outputs = predict(model, pairs, needs=needs)
     targets = pairs["target"].transpose(0, 2, 3, 1)
     outputs = outputs.transpose(0, 2, 3, 1)
-    return {"val_psnr": float(np.mean([psnr(t, o) for t, o in zip(targets, outputs)])),
+    return {"val_psnr": float(np.mean([min(psnr(t, o), PSNR_CAP) for t, o in zip(targets, outputs)])),
             "val_ssim": float(np.mean([ssim(t, o) for t, o in zip(targets, outputs)]))}
 
 
