@@ -36,6 +36,7 @@ SMALL: dict[str, dict] = {
     "attentive_d": dict(features=4),
     "lowlight_cnn": dict(features=8, depth=4, iterations=2),
     "mirnet_lite": dict(features=8, blocks=1),
+    "dehaze_net": dict(features=4),
     "inpaint": dict(features=8),
     "resnet_multitask": dict(width=8),
     "resnet_single": dict(width=8),
@@ -266,6 +267,20 @@ def test_inpaint_keeps_known_pixels():
 def test_lowlight_curves_stay_in_range():
     (x,), out = _run("lowlight_cnn", *ODD)
     assert 0 <= out.min() and out.max() <= 1
+
+
+def test_dehazer_starts_as_the_identity_and_follows_its_k_map():
+    """Untrained, K = 1 and the picture passes through; once K moves, J = K (I - 1) + 1."""
+    from pipeline.models.dehaze import ScatteringDehazer
+
+    x = torch.rand(2, 3, 33, 35)
+    model = ScatteringDehazer(features=4).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), x)
+        torch.nn.init.normal_(model.head.weight, std=0.5)
+        k = model.k_map(x)
+        assert k.shape == x.shape and float((k - 1).abs().mean()) > 1e-3
+        torch.testing.assert_close(model(x), k * (x - 1) + 1)
 
 
 def test_attentive_gan_post_blur_smooths():

@@ -22,6 +22,7 @@ from pipeline.labels import DEGRADATIONS
 from pipeline.models.autoencoder import ConvAutoencoder, DenseAutoencoder
 from pipeline.models.classifier import (MultiTaskClassifier, SingleTaskClassifier, StatsClassifier,
                                          StatsImageClassifier)
+from pipeline.models.dehaze import ScatteringDehazer
 from pipeline.models.denoise import NLRN, DnCNN, FFDNet, OpponentFFDNet
 from pipeline.models.inpaint import InpaintNet
 from pipeline.models.lowlight import LowLightCNN, MIRNetLite
@@ -83,6 +84,7 @@ MODELS: dict[str, ModelSpec] = {
     "attentive_d": ModelSpec("attentive_d", AttentiveDiscriminator, (), 1, "gan"),
     "lowlight_cnn": ModelSpec("lowlight_cnn", LowLightCNN, ("low_light",), 1, "restore"),
     "mirnet_lite": ModelSpec("mirnet_lite", MIRNetLite, ("low_light",), 1, "restore"),
+    "dehaze_net": ModelSpec("dehaze_net", ScatteringDehazer, ("haze",), 1, "restore"),
     "inpaint": ModelSpec("inpaint", InpaintNet, ("damage",), 1, "inpaint", needs_mask=True),
     "resnet_multitask": ModelSpec("resnet_multitask", MultiTaskClassifier, (), 1, "classifier"),
     "resnet_single": ModelSpec("resnet_single", SingleTaskClassifier, (), 1, "classifier"),
