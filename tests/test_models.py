@@ -171,7 +171,7 @@ def test_deepen_refuses_what_it_cannot_grow():
 
 def test_calibrated_growth_starts_training_mode_close_to_the_small_model():
     """In training mode batch norm uses the batch's statistics: calibrated on real inputs the new
-    blocks stay near the identity there too, while the Gaussian guess alone drifts further."""
+    blocks stay near the identity there too, while with batch norm's default statistics they do not."""
     torch.manual_seed(0)
     small = _trained_like(build("ffdnet", features=16, depth=5))
     x, sigma = torch.rand(32, 1, 24, 24), torch.rand(32) * 0.2
@@ -191,9 +191,9 @@ def test_calibrated_growth_starts_training_mode_close_to_the_small_model():
 
     with torch.no_grad():
         reference = small.train()(x, sigma)
-        guessed = (deep(None)(x, sigma) - reference).abs().mean()
+        uncalibrated = (deep(None)(x, sigma) - reference).abs().mean()
         calibrated = (deep(lambda: (x, sigma))(x, sigma) - reference).abs().mean()
-    assert calibrated < 0.5 * guessed
+    assert calibrated < 0.5 * uncalibrated
 
 
 def test_opponent_transform_keeps_noise_white_and_round_trips():

@@ -5,10 +5,13 @@ and channel, and the output is J = K * (I - 1) + 1: AOD-Net's rewriting of the s
 (Li et al. 2017), where K folds the transmission t and the airlight A into one unknown. The
 physics does the restoring, so a few thousand crops train it on CPU.
 
-Estimating t and A apart and dividing by t was tried first. The division made the first steps
-explode, and training settled on t = 1 everywhere, which returns the input (+0.00 dB on the
-weather-synthetic haze case after 6 epochs). K has no division. K starts at 1 (the head's
-weights are zero), so the untrained model is the identity and training moves it from there.
+Estimating t and A apart (sigmoid heads) and dividing by t was tried first. After 6 epochs
+both sigmoids were saturated, t = 1.000 everywhere and A = 1.0 on a hazed test picture, so the
+model returned its input (+0.00 dB on the weather-synthetic haze case) and the training loss
+stayed at 0.21-0.22 from epoch 1: no gradient left. The likely cause is the division, whose
+gradients are largest where t is small, early in training. K has no division. K starts at 1
+(the head's weights are zero), so the untrained model is the identity and training moves it
+from there.
 """
 
 from __future__ import annotations

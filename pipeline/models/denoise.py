@@ -35,28 +35,17 @@ def _plain_body(in_features: int, out_features: int, features: int, depth: int,
     return nn.Sequential(*layers)
 
 
-def _rectified_moments(mean: torch.Tensor, std: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and variance of ReLU(X) for X ~ N(mean, std^2), per channel."""
-    std = std.clamp_min(1e-6)
-    a = mean / std
-    normal = torch.distributions.Normal(0.0, 1.0)
-    cdf, pdf = normal.cdf(a), normal.log_prob(a).exp()
-    first = mean * cdf + std * pdf
-    second = (mean ** 2 + std ** 2) * cdf + mean * std * pdf
-    return first, (second - first ** 2).clamp_min(0.0)
-
-
 @torch.no_grad()
 def deepen_body(body: nn.Sequential, depth: int) -> nn.Sequential:
     """A `_plain_body` trunk of `depth` layers that computes what `body` computes (Net2DeeperNet,
     Chen et al. 2016): new conv-BN-ReLU blocks start as the identity, spread evenly between the
     existing ones, so training continues from the shallower model's quality instead of from scratch.
 
-    Each new conv is the identity kernel; its batch norm undoes itself (beta = the running mean,
-    gamma = the running std), so in eval mode the block is exactly the identity on the
-    non-negative features it receives. The running statistics are those of the ReLU of the previous
-    block's normalised output, taken as Gaussian (N(beta, gamma^2) per channel), so the batch
-    statistics of training mode start close to them too. Only trunks with batch norm.
+    Each new conv is the identity kernel and its batch norm undoes itself (gamma = the running
+    std, beta = the running mean), so in eval mode the block is exactly the identity on the
+    non-negative features it receives. The running statistics start at batch norm's defaults;
+    `calibrate_grown` sets them to the features' real ones, which training mode needs. Only
+    trunks with batch norm.
     """
     modules = list(body)
     middle = [modules[i:i + 3] for i in range(2, len(modules) - 1, 3)]
@@ -83,12 +72,8 @@ def _identity_block(previous: nn.BatchNorm2d) -> list[nn.Module]:
     conv_ = conv(features, features, bias=False)
     conv_.weight.zero_()
     conv_.weight[range(features), range(features), 1, 1] = 1.0
-    norm = nn.BatchNorm2d(features, eps=previous.eps)
-    mean, var = _rectified_moments(previous.bias.detach(), previous.weight.detach().abs())
-    norm.running_mean.copy_(mean)
-    norm.running_var.copy_(var)
-    norm.weight.data.copy_(torch.sqrt(var + norm.eps))
-    norm.bias.data.copy_(mean)
+    norm = nn.BatchNorm2d(features, eps=previous.eps)  # running mean 0, var 1: gamma undoes the eps
+    norm.weight.data.fill_(math.sqrt(1 + norm.eps))
     norm.grown = True  # for `calibrate_grown`
     return [conv_, norm, nn.ReLU()]
 
@@ -96,10 +81,11 @@ def _identity_block(previous: nn.BatchNorm2d) -> list[nn.Module]:
 @torch.no_grad()
 def calibrate_grown(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
     """Set the grown blocks' batch norms (see `deepen_body`) from the features they really see on
-    `inputs` (a batch of training inputs), instead of the Gaussian guess. The model stays exactly
-    the same function in eval mode, and in training mode its batch statistics then start where
-    they will be (the Gaussian guess put a 12 -> 16 layer FFDNet at 8.8 dB in training mode
-    against 27.4 dB in eval mode on Train400 crops)."""
+    `inputs` (a batch of training inputs). The model stays exactly the same function in eval
+    mode, and in training mode, where batch norm uses the batch's statistics, the new blocks then
+    start near the identity too. Grown from 12 to 16 layers, the shipped gray FFDNet scored 29.2
+    dB in training mode on 16 Train400 crops calibrated on 128 others (the 12-layer model: 29.8),
+    and 9.0 dB with the default statistics."""
     norms = [m for m in model.modules() if getattr(m, "grown", False)]
     seen: dict[nn.Module, torch.Tensor] = {}
     hooks = [m.register_forward_pre_hook(lambda mod, args: seen.__setitem__(mod, args[0])) for m in norms]
