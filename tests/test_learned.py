@@ -77,3 +77,19 @@ def test_gray_sr_model_upscales_luma_and_chroma_of_colour(tmp_path):
     red[:, :, 0] = 0.8
     out = enhancer(red)[8:-8, 8:-8]
     assert out[:, :, 0].mean() > 0.7 and out[:, :, 1:].max() < 0.1
+
+
+def test_a_whole_picture_model_is_never_tiled(tmp_path):
+    """The transmission dehazer estimates haze on the whole picture: a picture larger than a
+    tile goes through in one pass, as the model was trained."""
+    torch.manual_seed(0)
+    config = {"features": 4, "side": 16}
+    path = tmp_path / "dehaze.pt"
+    save_weights(build("transmission_dehazer", **config), path, name="transmission_dehazer", config=config)
+    enhancer = LearnedEnhancer(str(path), tile=96, overlap=8)
+    calls = []
+    original = enhancer.net.forward
+    enhancer.net.forward = lambda x: calls.append(tuple(x.shape)) or original(x)
+    image = small("astronaut", 200).astype(np.float32) / 255
+    out = enhancer(image)
+    assert calls == [(1, 3, 200, 200)] and out.shape == image.shape

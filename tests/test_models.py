@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from pipeline.labels import DEGRADATIONS, DOMAINS
 from pipeline.models import MODELS, ModelSpec, build, count_parameters, example_inputs
@@ -37,6 +38,7 @@ SMALL: dict[str, dict] = {
     "lowlight_cnn": dict(features=8, depth=4, iterations=2),
     "mirnet_lite": dict(features=8, blocks=1),
     "dehaze_net": dict(features=4),
+    "transmission_dehazer": dict(features=4, side=16),
     "inpaint": dict(features=8),
     "resnet_multitask": dict(width=8),
     "resnet_single": dict(width=8),
@@ -281,6 +283,26 @@ def test_dehazer_starts_as_the_identity_and_follows_its_k_map():
         k = model.k_map(x)
         assert k.shape == x.shape and float((k - 1).abs().mean()) > 1e-3
         torch.testing.assert_close(model(x), k * (x - 1) + 1)
+
+
+def test_transmission_dehazer_inverts_the_scattering_model_with_its_estimate():
+    """Untrained it applies t = 0.525, A = 0.85; given the true t and A of a hazed picture, its
+    full-size inversion gives the clear picture back (t is estimated small and enlarged)."""
+    from pipeline.models.dehaze import TransmissionDehazer
+
+    model = TransmissionDehazer(features=4, side=16).eval()
+    torch.manual_seed(0)
+    clear = torch.rand(1, 3, 48, 40)
+    with torch.no_grad():
+        torch.testing.assert_close(model(clear), (clear - 0.85) / 0.525 + 0.85)
+        t_small = torch.linspace(0.3, 0.9, 16).view(1, 1, 16, 1).expand(1, 1, 16, 16)
+        airlight = torch.tensor([[0.8, 0.85, 0.9]])
+        t_full = F.interpolate(t_small, size=(48, 40), mode="bilinear", align_corners=False)
+        hazy = clear * t_full + airlight[:, :, None, None] * (1 - t_full)
+        model.estimate = lambda x: (t_small, airlight)
+        torch.testing.assert_close(model(hazy), clear)
+    with pytest.raises(ValueError, match="multiple of 8"):
+        TransmissionDehazer(side=60)
 
 
 def test_attentive_gan_post_blur_smooths():

@@ -53,6 +53,24 @@ def test_sr_pair_input_is_crop_over_factor(images):
         pairs.make_pair(images, crop=32, steps=steps, seed=0, index=0, scale=2)
 
 
+def test_whole_view_squeezes_the_whole_picture_then_hazes_it_there():
+    """`view="whole"`: the target is the whole picture at crop x crop (not a window of it), and
+    the haze's depth runs over that whole picture: the top (farthest) is hazier than the bottom."""
+    from pipeline.imageops import thumbnail
+
+    picture = small("astronaut", 160)[:, :120]
+    haze = [{"kind": "haze", "params": {"beta": 2.0}}]
+    pair = pairs.make_pair([picture], crop=64, steps=haze, seed=0, index=0, augment=False, view="whole")
+    np.testing.assert_array_equal(pair["target"], pairs.chw(thumbnail(picture, 64)))
+    dark = np.full((160, 120, 3), 40, np.uint8)  # flat: the veil shows the depth alone
+    hazed = pairs.make_pair([dark], crop=64, steps=haze, seed=0, index=0, augment=False, view="whole")
+    veil = (hazed["input"] - hazed["target"]).mean(axis=(0, 2))  # per row
+    assert veil[:16].mean() > 1.5 * veil[-16:].mean()
+    windows = {pairs.make_pair([picture], crop=64, steps=haze, seed=0, index=i, view="whole")["target"].tobytes()
+               for i in range(4)}
+    assert len(windows) == 4  # augmented: a random 70-100 % window, flipped half of the time
+
+
 def test_probability_choice_literal_and_mask(images):
     steps = [{"kind": "jpeg", "params": {"quality": {"choice": [10, 30]}}, "p": 0.0},
              {"kind": "holes", "params": {"count": [1, 3], "size": {"value": [0.1, 0.3]}}}]

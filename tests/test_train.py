@@ -42,6 +42,7 @@ def test_every_train_config_validates():
     ("data.p_real=0.5", "go together"),
     ("data.real_pairs=[rain100L_streaks/target]", "go together"),
     ("data.real_pairs=[CBSD68/target];data.p_real=0.5", "test set CBSD68"),
+    ("data.view=stats", "restores pictures"),
 ])
 def test_bad_configs_fail_with_the_reason(override, message):
     with pytest.raises(ConfigError, match=message):

@@ -247,6 +247,26 @@ def degrade(clean: np.ndarray, steps: Sequence[Mapping[str, Any]], rng: np.rando
     return image, applied, mask
 
 
+def window_of_most(image: np.ndarray, rng: np.random.Generator, most: int | None = None) -> np.ndarray:
+    """A random window of 70-100 % of each side (at most `most` px), flipped left-right half of the time."""
+    h, w = image.shape[:2]
+    ch, cw = (min(max(1, round(n * f)), most or n) for n, f in zip((h, w), rng.uniform(0.7, 1.0, 2)))
+    y, x = int(rng.integers(h - ch + 1)), int(rng.integers(w - cw + 1))
+    image = image[y : y + ch, x : x + cw]
+    return image[:, ::-1] if rng.random() < 0.5 else image
+
+
+def whole_view(image: np.ndarray, crop: int, rng: np.random.Generator, augment: bool = True) -> np.ndarray:
+    """The whole picture squeezed to crop x crop (area-averaged; a random window of 70-100 % of
+    each side, flipped half of the time, when `augment`; never rotated: up is up). For models that
+    must see a degradation at picture scale, such as haze, whose depth runs over the whole scene."""
+    from pipeline.imageops import thumbnail
+
+    if augment:
+        image = window_of_most(image, rng)
+    return thumbnail(image, crop)
+
+
 def random_crop(image: np.ndarray, crop: int, rng: np.random.Generator, augment: bool = True) -> np.ndarray:
     """A crop x crop window (reflect-padded first when the image is smaller), randomly
     flipped and rotated by a multiple of 90 degrees when `augment` (not for digits or text,
@@ -282,10 +302,12 @@ def noise_sigma(applied: Sequence[Mapping[str, Any]]) -> float:
 
 def make_pair(images: Sequence[np.ndarray], *, crop: int, steps: Sequence[Mapping[str, Any]], seed: int,
               index: int, scale: int = 1, augment: bool = True, real: Sequence[np.ndarray] = (),
-              p_real: float = 0.0) -> dict[str, Any]:
+              p_real: float = 0.0, view: str = "crop") -> dict[str, Any]:
     """Pair `index`: input (C, crop/scale, crop/scale) and target (C, crop, crop) float32 in
     [0, 1], labels (JSON of the applied steps), sigma (float32, [0, 1] scale) and, when a
-    step can make holes, mask (1, h, w) float32 with 1 at holes.
+    step can make holes, mask (1, h, w) float32 with 1 at holes. The target is a native
+    crop x crop window, or with `view="whole"` the whole picture squeezed to that size
+    (`whole_view`), degraded there.
 
     With `real` pairs (`load_real`), a share `p_real` of the pairs is a crop of one of them
     instead (scale 1: the real input must be the target's size); labels then say `real`."""
@@ -295,7 +317,8 @@ def make_pair(images: Sequence[np.ndarray], *, crop: int, steps: Sequence[Mappin
         half = both.shape[2] // 2
         clean, degraded, applied, mask = both[:, :, half:], both[:, :, :half], [{"kind": "real"}], None
     else:
-        clean = random_crop(images[int(rng.integers(len(images)))], crop, rng, augment)
+        picture = images[int(rng.integers(len(images)))]
+        clean = whole_view(picture, crop, rng, augment) if view == "whole" else random_crop(picture, crop, rng, augment)
         degraded, applied, mask = degrade(clean, steps, rng)
     if degraded.shape[0] * scale != crop or degraded.shape[1] * scale != crop:
         raise ValueError(f"steps turn a {crop}px crop into {degraded.shape[:2]}, expected scale {scale}")
@@ -316,10 +339,11 @@ class PairMaker:
 
     def __init__(self, urls: Sequence[str], *, channels: int, crop: int, steps: Sequence[Mapping[str, Any]],
                  seed: int, start: int = 0, scale: int = 1, options: Mapping[str, Any] | None = None,
-                 labels: bool = True, augment: bool = True, real: Sequence[str] = (), p_real: float = 0.0) -> None:
+                 labels: bool = True, augment: bool = True, real: Sequence[str] = (), p_real: float = 0.0,
+                 view: str = "crop") -> None:
         self.images = load_clean(urls, channels, options)
         self.kwargs = dict(crop=crop, steps=list(steps), seed=seed, scale=scale, augment=augment,
-                           real=load_real(real, channels, options) if real else (), p_real=p_real)
+                           real=load_real(real, channels, options) if real else (), p_real=p_real, view=view)
         self.start, self.labels = start, labels
 
     def __call__(self, batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -341,7 +365,7 @@ def absolute(urls: Sequence[str]) -> list[str]:
 def paired_dataset(urls: Sequence[str], *, channels: int, crop: int, steps: Sequence[Mapping[str, Any]],
                    seed: int, start: int, count: int, scale: int = 1, num_cpus: float = 0.25,
                    batch_size: int = 32, options: Mapping[str, Any] | None = None, labels: bool = True,
-                   augment: bool = True, real: Sequence[str] = (), p_real: float = 0.0):
+                   augment: bool = True, real: Sequence[str] = (), p_real: float = 0.0, view: str = "crop"):
     """Pairs start .. start + count - 1 as a streaming `ray.data.Dataset`: `ray.data.range(count)`
     through one PairMaker actor, all with fractional CPUs so they never starve the trainers.
     `real`: targets of real pairs, a share `p_real` of the crops (`make_pair`).
@@ -360,7 +384,7 @@ def paired_dataset(urls: Sequence[str], *, channels: int, crop: int, steps: Sequ
     check_steps(steps)
     kwargs = dict(channels=channels, crop=crop, steps=list(steps), seed=seed, start=start,
                   scale=scale, options=dict(options or {}), labels=labels, augment=augment,
-                  real=absolute(real), p_real=p_real)
+                  real=absolute(real), p_real=p_real, view=view)
     ids = ray.data.read_datasource(RangeDatasource(n=count, block_format="arrow", column_name="id"),
                                    num_cpus=num_cpus)
     return ids.map_batches(

@@ -197,9 +197,10 @@ class LearnedEnhancer(Enhancer):
         return [np.repeat(image, self.channels, axis=2)]
 
     def _model(self, plane: np.ndarray, hints: Mapping[str, float]) -> np.ndarray:
-        """The model on one (H, W, C) float plane set, tiled when it is bigger than a tile."""
+        """The model on one (H, W, C) float plane set, tiled when it is bigger than a tile (unless
+        the model's estimate needs the whole picture: `ModelSpec.whole_picture`)."""
         x = torch.from_numpy(np.ascontiguousarray(plane.transpose(2, 0, 1)))[None]
-        big = x.shape[2] > self.tile or x.shape[3] > self.tile
+        big = (x.shape[2] > self.tile or x.shape[3] > self.tile) and not self.spec.whole_picture
         y = self._tiled(x, hints) if big else self._run(x, hints)
         return y[0].numpy().transpose(1, 2, 0)
 

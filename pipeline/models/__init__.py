@@ -22,7 +22,7 @@ from pipeline.labels import DEGRADATIONS
 from pipeline.models.autoencoder import ConvAutoencoder, DenseAutoencoder
 from pipeline.models.classifier import (MultiTaskClassifier, SingleTaskClassifier, StatsClassifier,
                                          StatsImageClassifier)
-from pipeline.models.dehaze import ScatteringDehazer
+from pipeline.models.dehaze import ScatteringDehazer, TransmissionDehazer
 from pipeline.models.denoise import NLRN, DnCNN, FFDNet, OpponentFFDNet
 from pipeline.models.inpaint import InpaintNet
 from pipeline.models.lowlight import LowLightCNN, MIRNetLite
@@ -52,6 +52,8 @@ class ModelSpec:
     needs_mask: bool = False
     # Input channels at the default settings (what example inputs and cost reports use).
     channels: int = 3
+    # Its estimate needs the whole picture (haze's depth runs over the scene): never tiled.
+    whole_picture: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -85,6 +87,8 @@ MODELS: dict[str, ModelSpec] = {
     "lowlight_cnn": ModelSpec("lowlight_cnn", LowLightCNN, ("low_light",), 1, "restore"),
     "mirnet_lite": ModelSpec("mirnet_lite", MIRNetLite, ("low_light",), 1, "restore"),
     "dehaze_net": ModelSpec("dehaze_net", ScatteringDehazer, ("haze",), 1, "restore"),
+    "transmission_dehazer": ModelSpec("transmission_dehazer", TransmissionDehazer, ("haze",), 1, "restore",
+                                      whole_picture=True),
     "inpaint": ModelSpec("inpaint", InpaintNet, ("damage",), 1, "inpaint", needs_mask=True),
     "resnet_multitask": ModelSpec("resnet_multitask", MultiTaskClassifier, (), 1, "classifier"),
     "resnet_single": ModelSpec("resnet_single", SingleTaskClassifier, (), 1, "classifier"),

@@ -16,6 +16,8 @@ from there.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -65,3 +67,70 @@ class ScatteringDehazer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.k_map(x) * (x - 1) + 1
+
+
+class TransmissionDehazer(nn.Module):
+    """Haze removal that estimates the scattering model's unknowns on the whole picture.
+
+    Haze depends on how far each point of the scene is, and that is a property of the whole
+    scene (farther toward the top, where it is bright and smooth), not of a window. So this model
+    squeezes the picture to `side` x `side`, and a small U-Net there estimates one transmission map
+    t (in [t_min, 1]) and a pooled head estimates the airlight A (one value per channel). The map
+    is enlarged back to the picture's size (haze varies smoothly), and the scattering model is
+    inverted at full resolution: J = (I - A) / t + A. The fine detail of the output is the input's
+    own, amplified by 1 / t; the network never paints it, and its cost hardly grows with the
+    picture (a few operations per pixel beyond the fixed-size estimate).
+
+    `ScatteringDehazer` learned on native crops, where each crop had its own range of depths, and
+    could not match the whole-picture case. This one trains on whole pictures (`data.view: whole`).
+    It starts at t = 0.525 and A = 0.85 (zero head weights), a mild dehaze, away from the
+    saturated t = 1 that stalled the first version of `ScatteringDehazer`.
+
+    Its estimate needs the whole picture, so the enhance job never tiles it
+    (`ModelSpec.whole_picture`); its memory is the picture's few full-size maps.
+    """
+
+    def __init__(self, channels: int = 3, features: int = 24, side: int = 64, t_min: float = 0.05) -> None:
+        super().__init__()
+        if side % 8:
+            raise ValueError(f"side must be a multiple of 8 (three halvings), got {side}")
+        f = features
+        self.side, self.t_min = side, t_min
+        self.enc1 = _block(channels + 1, f)
+        self.enc2 = _block(f, 2 * f, stride=2)
+        self.enc3 = _block(2 * f, 4 * f, stride=2)
+        self.enc4 = _block(4 * f, 4 * f, stride=2)
+        self.context = nn.Sequential(nn.Linear(4 * f, 4 * f), nn.ReLU())
+        self.airlight = nn.Linear(4 * f, channels)
+        self.dec3 = _block(8 * f, 2 * f)
+        self.dec2 = _block(4 * f, f)
+        self.dec1 = _block(2 * f, f)
+        self.head = conv(f, 1)
+        for layer, bias in ((self.head, 0.0), (self.airlight, math.log(0.85 / 0.15))):
+            nn.init.zeros_(layer.weight)
+            nn.init.constant_(layer.bias, bias)
+
+    def estimate(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(t (N, 1, side, side), A (N, C)) for hazy pictures `x` (N, C, H, W) in [0, 1]."""
+        s = self.side
+        small = F.interpolate(x, size=(s, s), mode="area" if min(x.shape[2:]) >= s else "bilinear",
+                              align_corners=None if min(x.shape[2:]) >= s else False)
+        rows = torch.linspace(0.0, 1.0, s, device=x.device, dtype=x.dtype).view(1, 1, s, 1).expand(len(x), 1, s, s)
+        e1 = self.enc1(torch.cat([small, rows], dim=1))
+        e2 = self.enc2(e1)
+        e3 = self.enc3(e2)
+        e4 = self.enc4(e3)
+        scene = self.context(e4.mean(dim=(2, 3)))
+        e4 = e4 + scene[:, :, None, None]
+        up = lambda a, b: F.interpolate(a, size=b.shape[2:], mode="bilinear", align_corners=False)  # noqa: E731
+        d3 = self.dec3(torch.cat([up(e4, e3), e3], 1))
+        d2 = self.dec2(torch.cat([up(d3, e2), e2], 1))
+        d1 = self.dec1(torch.cat([up(d2, e1), e1], 1))
+        t = self.t_min + (1 - self.t_min) * torch.sigmoid(self.head(d1))
+        return t, torch.sigmoid(self.airlight(scene))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t, a = self.estimate(x)
+        t = F.interpolate(t.float(), size=x.shape[2:], mode="bilinear", align_corners=False)
+        a = a.float()[:, :, None, None]
+        return (x.float() - a) / t + a

@@ -125,7 +125,7 @@ def whole(image: np.ndarray, rng: np.random.Generator, augment: bool = True) -> 
     flipped half of the time (the whole image without `augment`), its long side area-reduced
     to at most WORK_SIDE."""
     if augment:
-        image = _window_of_most(image, rng)
+        image = pairs.window_of_most(image, rng)
     h, w = image.shape[:2]
     if max(h, w) > WORK_SIDE:
         f = WORK_SIDE / max(h, w)
@@ -135,22 +135,13 @@ def whole(image: np.ndarray, rng: np.random.Generator, augment: bool = True) -> 
     return np.ascontiguousarray(image)
 
 
-def _window_of_most(image: np.ndarray, rng: np.random.Generator, most: int | None = None) -> np.ndarray:
-    """A random window of 70-100 % of each side (at most `most` px), flipped left-right half of the time."""
-    h, w = image.shape[:2]
-    ch, cw = (min(max(1, round(n * f)), most or n) for n, f in zip((h, w), rng.uniform(0.7, 1.0, 2)))
-    y, x = int(rng.integers(h - ch + 1)), int(rng.integers(w - cw + 1))
-    image = image[y : y + ch, x : x + cw]
-    return image[:, ::-1] if rng.random() < 0.5 else image
-
-
 def stats_sample(picture: np.ndarray, rng: np.random.Generator, p_clean: float, augment: bool = True,
                  image_side: int | None = None) -> tuple[np.ndarray, str, list[dict[str, Any]], np.ndarray | None]:
     """The `stats` view: (statistics vector, label, applied steps, the picture input or None)."""
     from pipeline.degrade.recipe import make_labelled
     from pipeline.enhance.detector import decision_image, decision_input, measure
 
-    image = _window_of_most(picture, rng, STATS_SIDE) if augment else picture[:STATS_SIDE, :STATS_SIDE]
+    image = pairs.window_of_most(picture, rng, STATS_SIDE) if augment else picture[:STATS_SIDE, :STATS_SIDE]
     image = to_float(np.ascontiguousarray(image))
     label, applied = "clean", []
     if rng.random() >= p_clean:

@@ -86,7 +86,9 @@ class DataConf(Strict):
     picture squeezed to crop x crop (what a domain head needs, and what the enhance job's
     classify stage gives it) or the statistics detector's measurements of the picture
     (`stats`: for `stats_mlp`, degraded by the single-degradation recipes instead of
-    `steps`); pipeline/train/classify_data.py."""
+    `steps`); pipeline/train/classify_data.py. Restoration models: `crop` or `whole`, the
+    picture squeezed to crop x crop and degraded there (`pairs.whole_view`): haze's depth runs
+    over the whole scene, which a native crop only samples."""
     image_side: int | None = Field(None, ge=16)
     """`stats` view for `stats_cnn`: side of the picture input beside the statistics
     (`detector.decision_image`); must equal the model's `side`."""
@@ -251,6 +253,9 @@ class TrainJobConfig(Strict):
         elif self.data.domains or self.data.target or not (self.data.clean and self.data.val):
             raise ValueError(f"model {self.model.name} learns from data.clean and data.val "
                              "(data.domains and data.target are for classifiers)")
+        elif self.data.view == "stats":
+            raise ValueError(f"model {self.model.name} restores pictures: data.view is crop or whole "
+                             "(stats, the detector's statistics, is for stats_mlp and stats_cnn)")
         return self
 
     def _classifier_data(self) -> None:

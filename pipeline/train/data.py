@@ -86,7 +86,7 @@ def train_dataset(data: DataConf, clean: Sequence[str], *, start_epoch: int, epo
         clean, channels=data.channels, crop=data.crop, steps=steps_of(data), seed=data.seed,
         start=start_epoch * data.per_epoch, count=(epochs - start_epoch) * data.per_epoch,
         scale=data.scale, num_cpus=data.num_cpus, augment=data.augment,
-        real=real_sources(data), p_real=data.p_real,
+        real=real_sources(data), p_real=data.p_real, view=data.view,
         labels=False,  # strings do not become tensors; sigma/mask carry what models need
     )
 
@@ -98,7 +98,7 @@ def validation_set(data: Mapping[str, Any], val: Sequence[str]) -> dict[str, np.
     """
     images = pairs.load_clean(pairs.absolute(val), data["channels"])
     made = [pairs.make_pair(images, crop=data["crop"], steps=data["steps"], scale=data["scale"],
-                            augment=data["augment"], seed=data["seed"] + VAL_SEED_OFFSET, index=i)
+                            augment=data["augment"], view=data["view"], seed=data["seed"] + VAL_SEED_OFFSET, index=i)
             for i in range(data["val_count"])]
     return {k: np.stack([m[k] for m in made]) for k in made[0] if k != "labels"}
 
