@@ -74,3 +74,18 @@ def test_derain_scores_only_the_rain100l_pairs_no_model_trains_on():
     trained = {Path(p).stem for p in pairs.expand(real_sources(load_train_config("attentive_gan_rain100l").data))}
     assert trained and not held & trained
     assert {"4", "19", "22", "34", "40", "67", "79"} <= held  # CBSD68 scenes (rain100L_streaks/SOURCE.md)
+
+
+def test_no_dehazer_trains_on_the_real_haze_the_benchmark_scores():
+    """The weather-synthetic suite scores dehazers on O-HAZE's pairs: no model made to remove
+    haze may see them (other models may train on their clean targets)."""
+    from pipeline.models import spec
+
+    (case,) = [c for c in load_config(CONF_DIR / "benchmarks.yaml")["suites"]["weather-synthetic"]["cases"]
+               if c["name"] == "o-haze"]
+    dehazers = [load_train_config(p) for p in sorted((CONF_DIR / "train").glob("*.yaml"))]
+    dehazers = [c for c in dehazers if "haze" in spec(c.model.name).consumes]
+    assert {c.model.name for c in dehazers} >= {"dehaze_net", "transmission_dehazer"}
+    for config in dehazers:
+        sources = (config.data.clean or []) + (config.data.val or []) + (config.data.real_pairs or [])
+        assert not [s for s in sources if s.split("[")[0].split("/")[0] == case["pairs"]], config.model.name

@@ -38,7 +38,7 @@ SMALL: dict[str, dict] = {
     "lowlight_cnn": dict(features=8, depth=4, iterations=2),
     "mirnet_lite": dict(features=8, blocks=1),
     "dehaze_net": dict(features=4),
-    "transmission_dehazer": dict(features=4, side=16),
+    "transmission_dehazer": dict(features=4, side=16, work=32),
     "inpaint": dict(features=8),
     "resnet_multitask": dict(width=8),
     "resnet_single": dict(width=8),
@@ -303,6 +303,23 @@ def test_transmission_dehazer_inverts_the_scattering_model_with_its_estimate():
         torch.testing.assert_close(model(hazy), clear)
     with pytest.raises(ValueError, match="multiple of 8"):
         TransmissionDehazer(side=60)
+    with pytest.raises(ValueError, match="multiple of side"):
+        TransmissionDehazer(side=16, work=40)
+
+
+def test_transmission_dehazer_cells_keep_the_cues_area_averaging_erases():
+    """With `work`, each estimator cell also carries its darkest and brightest value and its
+    luma spread: one black pixel in a grey cell shows in the dark view, not in the mean."""
+    from pipeline.models.dehaze import TransmissionDehazer
+
+    x = torch.full((1, 3, 32, 32), 0.6)
+    x[0, :, 5, 9] = 0.0  # in cell (2, 4) of the 16 x 16 grid: 2 x 2 pixels per cell at work 32
+    mean, dark, bright, spread = TransmissionDehazer(features=4, side=16, work=32)._views(x)
+    assert mean.shape == (1, 3, 16, 16) and dark.shape == bright.shape == spread.shape == (1, 1, 16, 16)
+    assert float(dark[0, 0, 2, 4]) == 0.0 and float(mean[0, 0, 2, 4]) == pytest.approx(0.45)
+    assert float(dark.flatten().sort().values[1]) == pytest.approx(0.6)  # every other cell
+    assert float(bright.max()) == pytest.approx(0.6) and float(spread[0, 0, 2, 4]) > 0.2
+    assert float(spread.flatten().sort().values[-2]) == pytest.approx(0.0, abs=1e-3)
 
 
 def test_attentive_gan_post_blur_smooths():

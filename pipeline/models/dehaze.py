@@ -69,6 +69,13 @@ class ScatteringDehazer(nn.Module):
         return self.k_map(x) * (x - 1) + 1
 
 
+def _squeeze(x: torch.Tensor, side: int) -> torch.Tensor:
+    """(N, C, H, W) -> (N, C, side, side): area-averaged when shrinking, bilinear when enlarging."""
+    if min(x.shape[2:]) >= side:
+        return F.interpolate(x, size=(side, side), mode="area")
+    return F.interpolate(x, size=(side, side), mode="bilinear", align_corners=False)
+
+
 class TransmissionDehazer(nn.Module):
     """Haze removal that estimates the scattering model's unknowns on the whole picture.
 
@@ -86,17 +93,24 @@ class TransmissionDehazer(nn.Module):
     It starts at t = 0.525 and A = 0.85 (zero head weights), a mild dehaze, away from the
     saturated t = 1 that stalled the first version of `ScatteringDehazer`.
 
+    With `work`, the estimator also sees statistics of each of its cells taken on the picture
+    squeezed to work x work (`_views`): the darkest and brightest values and the luma spread, the
+    cues that area averaging erases (the dark channel prior's among them).
+
     Its estimate needs the whole picture, so the enhance job never tiles it
-    (`ModelSpec.whole_picture`); its memory is the picture's few full-size maps.
+    (`ModelSpec.whole_picture`); beside the input it holds one full-size map of t and the result.
     """
 
-    def __init__(self, channels: int = 3, features: int = 24, side: int = 64, t_min: float = 0.05) -> None:
+    def __init__(self, channels: int = 3, features: int = 24, side: int = 64, t_min: float = 0.05,
+                 work: int | None = None) -> None:
         super().__init__()
         if side % 8:
             raise ValueError(f"side must be a multiple of 8 (three halvings), got {side}")
+        if work is not None and work % side:
+            raise ValueError(f"work ({work}) must be a multiple of side ({side})")
         f = features
-        self.side, self.t_min = side, t_min
-        self.enc1 = _block(channels + 1, f)
+        self.side, self.t_min, self.work = side, t_min, work
+        self.enc1 = _block(channels + 1 + (3 if work else 0), f)
         self.enc2 = _block(f, 2 * f, stride=2)
         self.enc3 = _block(2 * f, 4 * f, stride=2)
         self.enc4 = _block(4 * f, 4 * f, stride=2)
@@ -110,13 +124,25 @@ class TransmissionDehazer(nn.Module):
             nn.init.zeros_(layer.weight)
             nn.init.constant_(layer.bias, bias)
 
+    def _views(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """What the estimator sees at side x side: the squeezed picture and, with `work`, three
+        statistics of each cell of the picture squeezed to work x work: its darkest channel value
+        (the dark channel prior's cue: haze lifts it), its brightest (the airlight's) and the
+        spread of its luma (haze flattens contrast). Area averaging alone would erase all three."""
+        if not self.work:
+            return [_squeeze(x, self.side)]
+        big = _squeeze(x, self.work)
+        k = self.work // self.side
+        luma = big.mean(dim=1, keepdim=True)
+        spread = (F.avg_pool2d(luma * luma, k) - F.avg_pool2d(luma, k) ** 2).clamp_min(0).sqrt()
+        return [F.avg_pool2d(big, k), -F.max_pool2d(-big.amin(dim=1, keepdim=True), k),
+                F.max_pool2d(big.amax(dim=1, keepdim=True), k), spread]
+
     def estimate(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(t (N, 1, side, side), A (N, C)) for hazy pictures `x` (N, C, H, W) in [0, 1]."""
         s = self.side
-        small = F.interpolate(x, size=(s, s), mode="area" if min(x.shape[2:]) >= s else "bilinear",
-                              align_corners=None if min(x.shape[2:]) >= s else False)
         rows = torch.linspace(0.0, 1.0, s, device=x.device, dtype=x.dtype).view(1, 1, s, 1).expand(len(x), 1, s, s)
-        e1 = self.enc1(torch.cat([small, rows], dim=1))
+        e1 = self.enc1(torch.cat([*self._views(x), rows], dim=1))
         e2 = self.enc2(e1)
         e3 = self.enc3(e2)
         e4 = self.enc4(e3)
@@ -133,4 +159,7 @@ class TransmissionDehazer(nn.Module):
         t, a = self.estimate(x)
         t = F.interpolate(t.float(), size=x.shape[2:], mode="bilinear", align_corners=False)
         a = a.float()[:, :, None, None]
-        return (x.float() - a) / t + a
+        out = x.float() - a
+        if torch.is_grad_enabled():
+            return out / t + a
+        return out.div_(t).add_(a)  # in place: one picture-sized result beside the input and t
