@@ -257,8 +257,8 @@ def window_of_most(image: np.ndarray, rng: np.random.Generator, most: int | None
 
 
 def whole_view(image: np.ndarray, crop: int, rng: np.random.Generator, augment: bool = True) -> np.ndarray:
-    """The whole picture squeezed to crop x crop (area-averaged; a random window of 70-100 % of
-    each side, flipped half of the time, when `augment`; never rotated: up is up). For models that
+    """The whole picture squeezed to crop x crop (`imageops.thumbnail`; a random window of 70-100 %
+    of each side, flipped half of the time, when `augment`; never rotated: up is up). For models that
     must see a degradation at picture scale, such as haze, whose depth runs over the whole scene."""
     from pipeline.imageops import thumbnail
 
