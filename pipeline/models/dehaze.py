@@ -162,4 +162,6 @@ class TransmissionDehazer(nn.Module):
         out = x.float() - a
         if torch.is_grad_enabled():
             return out / t + a
-        return out.div_(t).add_(a)  # in place: one picture-sized result beside the input and t
+        # In place: one picture-sized result beside the input and t. On a 16 MP picture that peaked
+        # 183 MB above them, against 366 MB for (x - a) / t + a (a /tmp probe, ru_maxrss).
+        return out.div_(t).add_(a)
